@@ -1,0 +1,24 @@
+"""The `synthface` command line. Thin: parses options, calls the modules, prints.
+
+Each area registers its own commands (heavy imports such as torch happen inside the
+command functions, so `synthface --help` stays fast).
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="synthface",
+    help="Balanced synthetic masked-face datasets and occlusion-robust face-attribute models.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+# Registration order = order in `synthface --help`.
+from synthface import generate_cli  # noqa: E402
+
+generate_cli.register(app)
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

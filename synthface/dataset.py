@@ -1,0 +1,129 @@
+"""The on-disk dataset format that `synthface generate` writes and training/evaluation read.
+
+Layout (see docs/dataset-format.md)::
+
+    OUT/images/<sample_id>.jpg        OUT/occlusion/<sample_id>.png   (optional)
+    OUT/metadata.csv + metadata.parquet   one row per image, `file_name` relative to OUT
+    OUT/scenario.yaml  OUT/report.json  OUT/report.md  OUT/preview.jpg
+
+The metadata follows Hugging Face `imagefolder` conventions (`file_name` column), so
+`datasets.load_dataset("imagefolder", data_dir=OUT)` reads it as well as pandas does.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from synthface.taxonomy import GENDERS, races
+
+METADATA_CSV = "metadata.csv"
+METADATA_PARQUET = "metadata.parquet"
+IMAGES_DIR = "images"
+OCCLUSION_DIR = "occlusion"
+
+# Column -> dtype. Lighting parameters are the `lighting_*` columns; their set follows the
+# lighting model, so they are not listed here. Labels are lower-case strings (taxonomy.py).
+COLUMNS: dict[str, str] = {
+    "file_name": "string",  # images/<sample_id>.jpg, relative to the dataset root
+    "sample_id": "string",
+    "split": "string",  # train / val / test
+    "source_dataset": "string",  # utkface / fairface / table / demo
+    "source_file": "string",
+    "source_id": "string",  # stable id of the real face; one split per source_id
+    "age": "float64",  # years (FairFace: the midpoint of its bin)
+    "age_bin": "string",  # the scenario's bin, e.g. "20-29"
+    "gender": "string",  # male / female
+    "race": "string",  # a label of race_taxonomy
+    "race_taxonomy": "string",  # utkface5 / fairface7
+    "mask": "int64",  # 1 only when a real mask covers the face
+    "mask_type": "string",  # "none" when unmasked; confusers keep their type here
+    "mask_color": "string",  # "#rrggbb" or "none"
+    "wear_style": "string",  # proper / nose_exposed / chin / strap_loose / none
+    "occluder": "string",  # non-mask occluder type (scarf, hand...), "none" otherwise
+    "occluded_fraction": "float64",  # share of the face area the rendered mask covers
+    "occlusion_file": "string",  # occlusion/<sample_id>.png or ""
+    "pair_id": "string",  # shared by a masked sample and its unmasked twin, else ""
+    "head_yaw": "float64",  # degrees, from the landmarker's transformation matrix
+    "head_pitch": "float64",
+    "head_roll": "float64",
+    "seed": "int64",
+}
+REQUIRED_FOR_TRAINING = ("file_name", "split", "age", "gender", "race", "race_taxonomy", "mask")
+
+
+class DatasetError(ValueError):
+    """A dataset on disk does not follow the format; the message says what to fix."""
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write a file so that readers see either the old content or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_metadata(root: Path, table: pd.DataFrame) -> None:
+    """Write metadata.csv and metadata.parquet atomically (temp file, then rename)."""
+    root = Path(root)
+    table = table.reset_index(drop=True)
+    atomic_write_bytes(root / METADATA_CSV, table.to_csv(index=False).encode())
+    fd, tmp = tempfile.mkstemp(dir=root, prefix=".metadata.", suffix=".parquet.tmp")
+    os.close(fd)
+    try:
+        table.to_parquet(tmp, index=False)
+        os.replace(tmp, root / METADATA_PARQUET)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_metadata(root: Path, split: str | None = None) -> pd.DataFrame:
+    """Read a dataset's metadata (parquet if present, else CSV), optionally one split."""
+    root = Path(root)
+    parquet, csv = root / METADATA_PARQUET, root / METADATA_CSV
+    if parquet.exists():
+        table = pd.read_parquet(parquet)
+    elif csv.exists():
+        table = pd.read_csv(csv, keep_default_na=False, na_values=[""])
+    else:
+        raise DatasetError(f"{root}: no {METADATA_PARQUET} or {METADATA_CSV}; is this a synthface dataset?")
+    if split is not None:
+        if "split" not in table.columns:
+            raise DatasetError(f"{root}: metadata has no 'split' column")
+        table = table[table["split"] == split].reset_index(drop=True)
+    return table
+
+
+def validate_for_training(table: pd.DataFrame, root: Path | str = "dataset") -> str:
+    """Check the columns and labels a model needs; return the race taxonomy.
+
+    Raises DatasetError naming the dataset, the column and the offending values.
+    """
+    missing = [c for c in REQUIRED_FOR_TRAINING if c not in table.columns]
+    if missing:
+        raise DatasetError(f"{root}: metadata lacks required column(s) {missing}; expected {list(REQUIRED_FOR_TRAINING)}")
+    taxonomies = sorted(table["race_taxonomy"].dropna().unique())
+    if len(taxonomies) != 1:
+        raise DatasetError(f"{root}: expected one race_taxonomy, found {taxonomies}")
+    taxonomy = taxonomies[0]
+    known_races = races(taxonomy)
+    bad_race = sorted(set(table["race"].dropna()) - set(known_races))
+    if bad_race:
+        raise DatasetError(f"{root}: unknown race label(s) {bad_race} for taxonomy {taxonomy}; expected one of {list(known_races)}")
+    bad_gender = sorted(set(table["gender"].dropna()) - set(GENDERS))
+    if bad_gender:
+        raise DatasetError(f"{root}: unknown gender label(s) {bad_gender}; expected one of {list(GENDERS)}")
+    bad_mask = sorted(set(table["mask"].dropna()) - {0, 1})
+    if bad_mask:
+        raise DatasetError(f"{root}: 'mask' must be 0 or 1, found {bad_mask}")
+    return taxonomy
