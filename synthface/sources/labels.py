@@ -1,0 +1,81 @@
+"""Normalising the label spellings of different pools to taxonomy.py's vocabulary.
+
+Every parser raises ValueError with a short reason; readers turn that into a SkippedInput.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from synthface.taxonomy import GENDERS, races
+
+# Oldest age assumed for open-ended bins such as FairFace's "more than 70" (documented in docs/sources.md).
+OPEN_BIN_MAX_AGE = 89
+MAX_AGE = 120
+
+_GENDER_ALIASES = {"male": "male", "m": "male", "man": "male", "0": "male", "female": "female", "f": "female", "woman": "female", "1": "female"}
+_BIN_RE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
+_OPEN_BIN_RE = re.compile(r"^\s*(?:more than|over|>=?)\s*(\d+)\s*\+?\s*$|^\s*(\d+)\s*\+\s*$", re.IGNORECASE)
+
+
+def parse_gender(value: object) -> str:
+    """'Male'/'female'/'m'/'F'/0/1 -> 'male' or 'female' (UTKFace's 0 = male, 1 = female)."""
+    key = _label_text(value).lower()
+    if key.endswith(".0"):  # 1.0 from a float column
+        key = key[:-2]
+    if key not in _GENDER_ALIASES:
+        raise ValueError(f"gender {value!r} is not one of male/female/m/f/0/1")
+    gender = _GENDER_ALIASES[key]
+    assert gender in GENDERS
+    return gender
+
+
+def parse_race(value: object, taxonomy: str) -> str:
+    """A race label ('East Asian', 'east_asian') or class index (2, '2') -> the taxonomy's spelling."""
+    labels = races(taxonomy)
+    text = _label_text(value)
+    index_text = text[:-2] if text.endswith(".0") else text
+    if index_text.isdigit():
+        index = int(index_text)
+        if index >= len(labels):
+            raise ValueError(f"race index {index} out of range 0..{len(labels) - 1} for {taxonomy}")
+        return labels[index]
+    key = re.sub(r"[\s\-]+", "_", text.strip().lower())
+    if key not in labels:
+        raise ValueError(f"race {value!r} is not a {taxonomy} label ({', '.join(labels)}) or index")
+    return key
+
+
+def parse_age(value: object) -> tuple[float, tuple[int, int] | None]:
+    """Years ('34', 34.0) or a bin ('20-29', 'more than 70') -> (age in years, bin or None).
+
+    A bin's age is its midpoint; an open bin ends at OPEN_BIN_MAX_AGE.
+    """
+    text = _label_text(value)
+    if match := _BIN_RE.match(text):
+        low, high = int(match[1]), int(match[2])
+        if low > high or high > MAX_AGE:
+            raise ValueError(f"age bin {value!r} is not an increasing range within 0..{MAX_AGE}")
+        return (low + high) / 2, (low, high)
+    if match := _OPEN_BIN_RE.match(text):
+        low = int(match[1] or match[2])
+        if low >= OPEN_BIN_MAX_AGE:
+            raise ValueError(f"open age bin {value!r} starts at or above {OPEN_BIN_MAX_AGE}")
+        return (low + OPEN_BIN_MAX_AGE) / 2, (low, OPEN_BIN_MAX_AGE)
+    try:
+        age = float(text)
+    except ValueError:
+        raise ValueError(f"age {value!r} is neither a number of years nor a bin like '20-29'") from None
+    if not math.isfinite(age) or not 0 <= age <= MAX_AGE:
+        raise ValueError(f"age {value!r} outside 0..{MAX_AGE} years")
+    return age, None
+
+
+def _label_text(value: object) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        raise ValueError("label is missing")
+    text = str(value).strip()
+    if not text:
+        raise ValueError("label is empty")
+    return text
