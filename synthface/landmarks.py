@@ -199,6 +199,7 @@ class LandmarkCache:
     def __init__(self, root: Path | None = None, model_path: Path | None = None):
         self.root = Path(root) if root else cache_dir() / "landmarks"
         model = Path(model_path) if model_path else BUNDLED_MODEL
+        self.model_path = model
         stat = model.stat()
         self._model_tag = f"{model.name}:{stat.st_size}:{stat.st_mtime_ns}:{CACHE_VERSION}"
 

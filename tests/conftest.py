@@ -1,0 +1,70 @@
+"""Shared fixtures: the real public-domain test photos and an isolated synthface cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory):
+    """Keep tests' landmark caches and demo files out of the user's ~/.cache."""
+    path = tmp_path_factory.mktemp("synthface-cache")
+    previous = os.environ.get("SYNTHFACE_CACHE")
+    os.environ["SYNTHFACE_CACHE"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("SYNTHFACE_CACHE", None)
+    else:
+        os.environ["SYNTHFACE_CACHE"] = previous
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    import skimage.data
+
+    return skimage.data.astronaut()
+
+
+@pytest.fixture(scope="session")
+def grace_hopper() -> np.ndarray:
+    import matplotlib.cbook
+    from PIL import Image
+
+    with Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)) as image:
+        return np.array(image.convert("RGB"))
+
+
+# UTKFace-style names: age_gender_race_datetime.jpg (labels invented for the test pool).
+UTK_FACES = [
+    ("astronaut", False, 1.0, "35_1_0_20170101000001.jpg"),
+    ("astronaut", True, 1.0, "22_0_1_20170101000002.jpg"),
+    ("astronaut", False, 0.8, "64_0_2_20170101000003.jpg"),
+    ("astronaut", True, 0.8, "8_1_3_20170101000004.jpg"),
+    ("grace", False, 1.0, "77_1_0_20170101000005.jpg"),
+    ("grace", True, 1.0, "50_0_4_20170101000006.jpg"),
+    ("grace", False, 0.8, "27_1_2_20170101000007.jpg"),
+    ("grace", True, 0.8, "41_0_1_20170101000008.jpg"),
+]
+
+
+@pytest.fixture(scope="session")
+def utk_folder(tmp_path_factory, astronaut, grace_hopper) -> Path:
+    """A tiny UTKFace-style pool made from the two real photos (flips and zooms), with one
+    badly named file and one image without a face, which must be reported, not fatal."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("utkface")
+    photos = {"astronaut": astronaut, "grace": grace_hopper}
+    for photo, flip, zoom, name in UTK_FACES:
+        image = photos[photo][:, ::-1] if flip else photos[photo]
+        height, width = image.shape[:2]
+        crop_h, crop_w = int(height * zoom), int(width * zoom)
+        top, left = (height - crop_h) // 4, (width - crop_w) // 2
+        Image.fromarray(np.ascontiguousarray(image[top : top + crop_h, left : left + crop_w])).save(root / name, quality=92)
+    Image.fromarray(astronaut).save(root / "not_a_utkface_name.jpg")
+    Image.fromarray(np.full((200, 200, 3), 127, np.uint8)).save(root / "30_0_0_20170101000009.jpg")  # no face
+    return root
