@@ -1,0 +1,263 @@
+"""Run a scenario: pool -> plan -> render (worker pool) -> metadata, report, preview.
+
+Interruption safety: each rendered sample's image is written atomically, then its metadata
+row is appended to a journal (`.synthface-run/rows.jsonl`). `resume=True` skips samples
+already journaled (with their files present). The metadata table is written only at the end,
+atomically, from the journal, so a killed run never leaves a table that claims missing images.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from synthface.dataset import COLUMNS, IMAGES_DIR, METADATA_CSV, OCCLUSION_DIR, atomic_write_bytes, write_metadata
+from synthface.landmarks import LandmarkCache, resolve_model_path
+from synthface.plan import Plan, SampleSpec, build_plan, shard
+from synthface.pool import PoolReport, build_pool
+from synthface.progress import progress_bar
+from synthface.scenario import Scenario, scenario_to_yaml
+
+RUN_DIR = ".synthface-run"
+JOURNAL = "rows.jsonl"
+RUN_INFO = "run.json"
+
+
+class GenerateError(RuntimeError):
+    """The run cannot start or continue; the message says what to do."""
+
+
+@dataclass
+class GenerateOptions:
+    out: Path
+    workers: int = 0  # 0 = all cores
+    dry_run: bool = False
+    resume: bool = False
+    overwrite: bool = False
+    shard: tuple[int, int] | None = None  # (i, n), 1-based
+    mask_dirs: tuple[Path, ...] = ()
+    landmarker: Path | None = None
+    cache_dir: Path | None = None
+    quiet: bool = False
+
+
+@dataclass
+class GenerateResult:
+    plan: Plan
+    pool_report: PoolReport
+    report: dict
+    out: Path | None
+    rendered: int = 0
+    reused: int = 0
+    failures: list[dict] = field(default_factory=list)
+
+
+def worker_count(requested: int) -> int:
+    return requested if requested > 0 else (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def run_generate(scenario: Scenario, options: GenerateOptions) -> GenerateResult:
+    """Build the plan and, unless dry_run, render it into options.out."""
+    from synthface.maskfit import MaskLibrary
+    from synthface.report import build_report, write_report
+
+    workers = worker_count(options.workers)
+    model_path = resolve_model_path(options.landmarker)
+    cache = LandmarkCache(options.cache_dir, model_path)
+    library = MaskLibrary.load(options.mask_dirs)
+    faces, pool_report = build_pool(scenario, scenario.sources, cache, workers, model_path, options.quiet)
+    if not faces:
+        raise GenerateError(f"no usable face in the pool ({pool_report.n_inputs} inputs; reasons: {pool_report.reasons()})")
+    plan = build_plan(scenario, faces)
+    if scenario.balance.on_shortfall == "error":
+        shortfall = build_report(scenario, plan, pool_report, None, []).get("shortfall", [])
+        if shortfall:
+            worst = ", ".join(f"{s['stratum']} {s['achieved']}/{s['target']:.1f}" for s in shortfall[:5])
+            raise GenerateError(f"the pool cannot meet the targets (on_shortfall: error): {len(shortfall)} strata short, e.g. {worst}")
+    if options.dry_run:
+        return GenerateResult(plan, pool_report, build_report(scenario, plan, pool_report, None, []), None)
+
+    samples = shard(plan.samples, *options.shard) if options.shard else plan.samples
+    out = prepare_output(options, scenario, plan)
+    journal = out / RUN_DIR / JOURNAL
+    done, failures = read_journal(journal, out)
+    todo = [spec for spec in samples if spec.sample_id not in done]
+    rendered = render_all(scenario, plan, library, options.mask_dirs, cache, out, todo, workers, journal, failures, options.quiet)
+
+    rows = [row for spec in samples for row in done.get(spec.sample_id, [])] + rendered
+    table = finalise_table(rows)
+    write_metadata(out, table)
+    report = build_report(scenario, plan, pool_report, table, failures, shard=options.shard)
+    write_report(out, report)
+    atomic_write_bytes(out / "scenario.yaml", scenario_to_yaml(scenario).encode())
+    if scenario.preview_samples:
+        from synthface.preview import contact_sheet
+
+        contact_sheet(out, table, scenario.preview_samples)
+    return GenerateResult(plan, pool_report, report, out, rendered=len(todo), reused=len(samples) - len(todo), failures=failures)
+
+
+def prepare_output(options: GenerateOptions, scenario: Scenario, plan: Plan) -> Path:
+    """Create or check the output folder; refuse to mix runs of different plans."""
+    out = Path(options.out)
+    info_file = out / RUN_DIR / RUN_INFO
+    info = {"scenario": scenario.name, "plan": plan.fingerprint(), "shard": list(options.shard) if options.shard else None}
+    started = out.exists() and any(out.iterdir())
+    if started and options.overwrite:
+        for name in (IMAGES_DIR, OCCLUSION_DIR, RUN_DIR):
+            shutil.rmtree(out / name, ignore_errors=True)
+    elif started and options.resume:
+        if not info_file.exists():
+            raise GenerateError(f"{out}: --resume given but this folder was not written by synthface generate")
+        previous = json.loads(info_file.read_text())
+        if previous != info:
+            raise GenerateError(
+                f"{out}: --resume refused: the folder holds another plan ({previous}); this run is {info}. "
+                "Use the same scenario, seed, -n and --shard, or --overwrite."
+            )
+    elif started:
+        raise GenerateError(f"{out} is not empty: pass --resume to continue that run or --overwrite to start again")
+    (out / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(info_file, json.dumps(info).encode())
+    return out
+
+
+def read_journal(journal: Path, out: Path) -> tuple[dict[str, list[dict]], list[dict]]:
+    """Rows of finished samples whose files all exist, by sample_id; plus the fit failures seen."""
+    done: dict[str, list[dict]] = {}
+    failures: list[dict] = []
+    if not journal.exists():
+        return done, failures
+    for line in journal.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by a kill
+        failures.extend(entry.get("failures", []))
+        rows = entry.get("rows", [])
+        if rows and all((out / r["file_name"]).exists() and (not r["occlusion_file"] or (out / r["occlusion_file"]).exists()) for r in rows):
+            done[entry["sample_id"]] = rows
+    return done, failures
+
+
+# --- render workers ----------------------------------------------------------------------
+_context = None
+
+
+def _init_worker(scenario_json: str, faces, mask_dirs, cache_root: str, model_path: str, out: str) -> None:
+    global _context
+    from synthface.maskfit import MaskLibrary
+    from synthface.render import RenderContext
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import cv2
+
+    cv2.setNumThreads(1)  # one process per core already
+    scenario = Scenario.model_validate_json(scenario_json)
+    _context = RenderContext(scenario, faces, MaskLibrary.load(mask_dirs), LandmarkCache(Path(cache_root), Path(model_path)), Path(out))
+
+
+def _render(spec: SampleSpec):
+    from synthface.render import render_sample
+
+    return render_sample(_context, spec)
+
+
+def render_all(scenario: Scenario, plan: Plan, library, mask_dirs: tuple[Path, ...], cache: LandmarkCache, out: Path,
+               todo: list[SampleSpec], workers: int, journal: Path, failures: list[dict], quiet: bool) -> list[dict]:
+    """Render `todo`, journaling each finished sample; returns the new rows."""
+    from synthface.render import RenderContext, render_sample
+
+    rows: list[dict] = []
+    if not todo:
+        return rows
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    pool = None
+    if workers <= 1 or len(todo) < 2 * workers:
+        context = RenderContext(scenario, plan.faces, library, cache, out)
+        outcomes = (render_sample(context, spec) for spec in todo)
+    else:
+        pool = multiprocessing.get_context("spawn").Pool(
+            workers, _init_worker,
+            (scenario.model_dump_json(), plan.faces, tuple(mask_dirs), str(cache.root), str(cache.model_path), str(out)),
+        )
+        outcomes = pool.imap_unordered(_render, todo, chunksize=4)
+    try:
+        with open(journal, "a") as log, progress_bar("rendering", len(todo), quiet) as advance:
+            for outcome in outcomes:
+                sample_id = plan.samples[outcome.index].sample_id
+                log.write(json.dumps({"sample_id": sample_id, "rows": outcome.rows, "failures": outcome.failures}) + "\n")
+                log.flush()
+                rows.extend(outcome.rows)
+                failures.extend(outcome.failures)
+                advance()
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+    return rows
+
+
+def finalise_table(rows: list[dict]) -> pd.DataFrame:
+    """Rows in plan order (each sample before its twin), documented columns first, typed."""
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in COLUMNS.items()})
+    table["_twin"] = table["sample_id"].str.endswith("-unmasked")
+    table = table.sort_values(["plan_index", "_twin"], kind="stable").drop(columns=["_twin", "plan_index"]).reset_index(drop=True)
+    ordered = [c for c in COLUMNS if c in table.columns] + sorted(c for c in table.columns if c not in COLUMNS)
+    table = table[ordered]
+    for name, dtype in COLUMNS.items():
+        if name in table.columns:
+            table[name] = table[name].astype(dtype)
+    return table
+
+
+def merge_shards(shard_dirs: list[Path], out: Path, overwrite: bool = False) -> pd.DataFrame:
+    """Join the outputs of `--shard i/n` runs of one plan into one dataset at `out`."""
+    from synthface.report import merge_reports, write_report
+
+    infos = []
+    for directory in shard_dirs:
+        info_file = Path(directory) / RUN_DIR / RUN_INFO
+        if not (Path(directory) / METADATA_CSV).exists() or not info_file.exists():
+            raise GenerateError(f"{directory}: not a finished synthface shard (no {METADATA_CSV} or run info)")
+        infos.append(json.loads(info_file.read_text()))
+    plans = {info["plan"] for info in infos}
+    if len(plans) != 1:
+        raise GenerateError(f"shards come from different plans ({sorted(plans)}); merge only shards of one scenario, seed and -n")
+    counts = {info["shard"][1] if info["shard"] else 1 for info in infos}
+    indices = sorted(info["shard"][0] for info in infos if info["shard"])
+    if len(counts) != 1 or indices != list(range(1, counts.pop() + 1)):
+        raise GenerateError(f"expected every shard 1..n exactly once, got {[info['shard'] for info in infos]}")
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise GenerateError(f"{out} is not empty: pass --overwrite")
+    from synthface.dataset import read_metadata
+
+    tables = []
+    for directory in shard_dirs:
+        table = read_metadata(Path(directory))
+        for column in ("file_name", "occlusion_file"):
+            for relative in table[column].dropna():
+                if relative:
+                    target = out / relative
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(Path(directory) / relative, target)
+        tables.append(table)
+    merged = pd.concat(tables, ignore_index=True)
+    merged = merged.assign(_order=merged["sample_id"].str.replace("-unmasked", "", regex=False), _twin=merged["sample_id"].str.endswith("-unmasked"))
+    merged = merged.sort_values(["_order", "_twin"], kind="stable").drop(columns=["_order", "_twin"]).reset_index(drop=True)
+    write_metadata(out, merged)
+    shutil.copy2(Path(shard_dirs[0]) / "scenario.yaml", out / "scenario.yaml")
+    reports = [json.loads((Path(d) / "report.json").read_text()) for d in shard_dirs]
+    write_report(out, merge_reports(reports, merged))
+    from synthface.preview import contact_sheet
+
+    contact_sheet(out, merged, 36)
+    return merged

@@ -1,0 +1,99 @@
+"""`synthface generate` and `synthface merge`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+console = Console(stderr=True)
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise typer.BadParameter(f"expected i/n such as 1/4, got {text!r}") from None
+    if not 1 <= index <= count:
+        raise typer.BadParameter(f"shard {text}: need 1 <= i <= n")
+    return index, count
+
+
+def generate(
+    scenario: str = typer.Argument(..., help="Scenario YAML file, or the name of a bundled one (all_masked, no_mask, mixed_50, ...)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder. Default: out/<scenario name>."),
+    n_samples: Optional[int] = typer.Option(None, "--n-samples", "-n", help="Number of samples; overrides the scenario's n_samples."),
+    source: list[str] = typer.Option([], "--source", help="Face pool as KIND:PATH (utkface, fairface, table) or 'demo'; repeatable; replaces the scenario's sources."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed; overrides the scenario's seed."),
+    workers: int = typer.Option(0, "--workers", "-w", help="Worker processes for detection and rendering; 0 = all cores."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Detect and plan, print the balance report, render nothing."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --out without redoing finished samples."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Delete what a previous run left in --out and start again."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="Render only slice i of n of the plan (e.g. 2/4); join with `synthface merge`."),
+    masks: list[Path] = typer.Option([], "--masks", help="Extra folder of mask definitions (YAML); repeatable."),
+    landmarker: Optional[Path] = typer.Option(None, "--landmarker", help="Face landmarker .task bundle (default: bundled; env SYNTHFACE_LANDMARKER)."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Landmark cache folder (default: ~/.cache/synthface/landmarks)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Build a balanced synthetic masked-face dataset from a scenario."""
+    from rich.markdown import Markdown
+
+    from synthface.generate import GenerateError, GenerateOptions, run_generate
+    from synthface.landmarks import LandmarkerError
+    from synthface.maskfit import MaskLibrary
+    from synthface.report import render_markdown
+    from synthface.scenario import ScenarioError, load_scenario
+    from synthface.sources.base import SourceError, parse_source_arg
+
+    try:
+        overrides = {"n_samples": n_samples, "seed": seed}
+        if source:
+            overrides["sources"] = [parse_source_arg(text).model_dump(mode="json", exclude_none=True) for text in source]
+        library = MaskLibrary.load(masks)
+        loaded, path = load_scenario(scenario, overrides, mask_library=library)
+        options = GenerateOptions(
+            out=out or Path("out") / loaded.name, workers=workers, dry_run=dry_run, resume=resume, overwrite=overwrite,
+            shard=parse_shard(shard), mask_dirs=tuple(masks), landmarker=landmarker, cache_dir=cache_dir, quiet=quiet,
+        )
+        console.print(f"scenario [bold]{loaded.name}[/] from {path}")
+        result = run_generate(loaded, options)
+    except (ScenarioError, GenerateError, SourceError, LandmarkerError, ValueError, FileNotFoundError) as error:
+        console.print(f"[red]error:[/] {error}")
+        raise typer.Exit(2) from None
+    if dry_run:
+        console.print(Markdown(render_markdown(result.report)))
+        return
+    report = result.report
+    console.print(
+        f"[green]wrote[/] {report['written']['images']} images to {result.out} "
+        f"({result.rendered} rendered, {result.reused} kept from an earlier run); "
+        f"{report['fit_failures']['count']} fit failures; {len(report['shortfall'])} strata below target; "
+        f"report: {result.out / 'report.md'}"
+    )
+    for line in report["unmet_targets"][:8]:
+        console.print(f"  [yellow]unmet[/] {line}")
+
+
+def merge(
+    shards: list[Path] = typer.Argument(..., help="Output folders of `synthface generate --shard i/n` runs of one plan."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the merged dataset."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty --out."),
+) -> None:
+    """Join shards of one generation plan into one dataset."""
+    from synthface.generate import GenerateError, merge_shards
+
+    try:
+        table = merge_shards(list(shards), out, overwrite)
+    except GenerateError as error:
+        console.print(f"[red]error:[/] {error}")
+        raise typer.Exit(2) from None
+    console.print(f"[green]merged[/] {len(shards)} shards: {len(table)} images in {out}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("generate")(generate)
+    app.command("merge")(merge)

@@ -1,0 +1,272 @@
+"""Targets -> quotas -> a deterministic list of SampleSpec, made before any pixel is touched.
+
+The plan decides, for every sample, which real face it uses, its split, its mask label and
+type, and its seed. Rendering only executes it, so a run is reproducible (same scenario and
+seed, same bytes), resumable, shardable, and `--dry-run` can report the balance up front.
+
+Balancing in three steps:
+1. Split assignment per source face (never per sample): faces are dealt to train/val/test
+   in proportion to the split shares, stratum by stratum, so one real face is in one split.
+2. Quotas: the joint target over (split, age bin, gender, race) is the product of the
+   marginal targets. Counts are allocated by water-filling under each cell's capacity
+   (faces x max_reuse): a cell that cannot meet its target passes the rest on to the other
+   cells in proportion to their targets, so the requested number of samples is still made
+   and the shortfall is reported. Integer counts use largest remainders.
+3. Within each split, the mask label, mask type, wear style and confuser are dealt as exact
+   quotas (largest remainders), not independent coin flips, so small datasets hit targets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from synthface.scenario import Scenario, Weights
+from synthface.sources.base import FaceRecord
+from synthface.taxonomy import GENDERS, RACE_TAXONOMIES
+
+SPLITS = ("train", "val", "test")
+ATTRIBUTES = ("age_bin", "gender", "race", "mask")
+MAX_ALTERNATES = 6
+
+
+@dataclass(frozen=True)
+class PoolFace:
+    """A usable face: its record plus the labels in the scenario's terms."""
+
+    record: FaceRecord
+    age_bin: str
+    gender: str
+    race: str
+    reuse_unlimited: bool = False
+
+    @property
+    def cell(self) -> tuple[str, str, str]:
+        return (self.age_bin, self.gender, self.race)
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    """Everything needed to render one sample; `seed` drives every random draw of its render."""
+
+    index: int
+    sample_id: str
+    split: str
+    face: int  # index into Plan.faces
+    alternates: tuple[int, ...]  # faces of the same split and stratum, tried in order if the fit fails
+    age_bin: str
+    gender: str
+    race: str
+    mask: int
+    mask_type: str  # "none" when unmasked
+    wear_style: str  # "none" when unmasked
+    confuser: str  # non-mask occluder on an unmasked sample, or "none"
+    seed: int
+
+
+@dataclass
+class Plan:
+    scenario_name: str
+    seed: int
+    faces: list[PoolFace]
+    samples: list[SampleSpec]
+    targets: dict[str, dict[str, float]]  # attribute -> label -> target share
+    split_of_face: dict[str, str]  # source_id -> split
+    requested: int
+    notes: list[str] = field(default_factory=list)  # plain-language warnings for the report
+
+    def fingerprint(self) -> str:
+        """A hash of the plan's decisions; resume and merge refuse to mix different plans."""
+        digest = hashlib.sha256()
+        for spec in self.samples:
+            face = self.faces[spec.face].record.source_id
+            digest.update(f"{spec.sample_id}|{face}|{spec.split}|{spec.mask}|{spec.mask_type}|{spec.wear_style}|{spec.confuser}|{spec.seed}\n".encode())
+        return digest.hexdigest()[:16]
+
+
+def stable_hash(*parts: object) -> int:
+    """A hash that does not change between Python processes (unlike hash())."""
+    return int.from_bytes(hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).digest(), "big")
+
+
+def sample_seed(scenario_seed: int, index: int) -> int:
+    return stable_hash("sample", scenario_seed, index) % (2**31 - 1)
+
+
+def largest_remainder(total: int, shares: dict, capacity: dict | None = None) -> dict:
+    """Integer counts summing to `total` (or to the total capacity if smaller), as close to
+    total * share as possible, never above a key's capacity. Ties break by key order."""
+    keys = list(shares)
+    weight_sum = sum(shares.values())
+    if total <= 0 or not keys or weight_sum <= 0:
+        return {key: 0 for key in keys}
+    exact = {key: total * shares[key] / weight_sum for key in keys}
+    counts = {key: int(np.floor(exact[key] + 1e-9)) for key in keys}
+    if capacity is not None:
+        counts = {key: min(counts[key], int(capacity[key])) for key in keys}
+    remaining = total - sum(counts.values())
+    order = sorted(keys, key=lambda key: (-(exact[key] - np.floor(exact[key] + 1e-9)), keys.index(key)))
+    while remaining > 0:
+        progressed = False
+        for key in order:
+            if remaining == 0:
+                break
+            if capacity is None or counts[key] < capacity[key]:
+                counts[key] += 1
+                remaining -= 1
+                progressed = True
+        if not progressed:
+            break
+    return counts
+
+
+def water_fill(total: int, weights: dict, capacity: dict) -> dict:
+    """Allocate `total` integer units to keys in proportion to `weights`, capped by `capacity`.
+
+    Units a full key cannot take go to the other keys in proportion to their weights; if
+    every positive-weight key is full, keys of zero weight with room take the rest (in
+    proportion to their room), so the total is met whenever the pool can hold it.
+    """
+    allocation = {key: 0.0 for key in weights}
+    for tier in (lambda k: weights[k] > 0, lambda k: weights[k] <= 0):
+        open_keys = [k for k in weights if tier(k) and capacity[k] > 0]
+        left = total - sum(allocation.values())
+        while left > 1e-9 and open_keys:
+            tier_weights = {k: (weights[k] if weights[k] > 0 else min(capacity[k], total)) for k in open_keys}
+            weight_sum = sum(tier_weights.values())
+            saturated = []
+            for key in open_keys:
+                room = capacity[key] - allocation[key]
+                share = left * tier_weights[key] / weight_sum
+                if share >= room:
+                    allocation[key] = capacity[key]
+                    saturated.append(key)
+            if not saturated:
+                for key in open_keys:
+                    allocation[key] += left * tier_weights[key] / weight_sum
+                break
+            open_keys = [k for k in open_keys if k not in saturated]
+            left = total - sum(allocation.values())
+    target = min(total, int(round(sum(allocation.values()))))
+    return largest_remainder(target, allocation, capacity)
+
+
+def resolve_targets(scenario: Scenario, faces: list[PoolFace]) -> dict[str, dict[str, float]]:
+    """Each attribute's target shares: explicit, 'uniform' over its labels, or 'source' (the pool's mix)."""
+
+    def resolve(weights: Weights, labels: list[str], attribute: str) -> dict[str, float]:
+        if weights == "uniform":
+            return {label: 1 / len(labels) for label in labels}
+        if weights == "source":
+            counts = Counter(getattr(face, attribute) for face in faces)
+            total = sum(counts.values()) or 1
+            return {label: counts.get(label, 0) / total for label in labels}
+        return {label: float(weights.get(label, 0.0)) for label in labels}
+
+    taxonomy = scenario.race.taxonomy
+    return {
+        "age_bin": resolve(scenario.age.target(), scenario.age.labels(), "age_bin"),
+        "gender": resolve(scenario.gender.weights, list(GENDERS), "gender"),
+        "race": resolve(scenario.race.weights, list(RACE_TAXONOMIES[taxonomy]), "race"),
+        "mask": {"0": 1 - scenario.mask.probability, "1": scenario.mask.probability},
+    }
+
+
+def assign_splits(faces: list[PoolFace], shares: dict[str, float], seed: int) -> dict[str, str]:
+    """Deal faces to splits stratum by stratum, always to the split furthest below its share."""
+    order = sorted(range(len(faces)), key=lambda i: (faces[i].cell, stable_hash("split", seed, faces[i].record.source_id)))
+    dealt = Counter()
+    split_of = {}
+    for position, i in enumerate(order, start=1):
+        split = max(SPLITS, key=lambda s: (shares[s] * position - dealt[s], shares[s]))
+        dealt[split] += 1
+        split_of[faces[i].record.source_id] = split
+    return split_of
+
+
+def deal(labels_counts: dict[str, int], rng: np.random.Generator) -> list[str]:
+    """A shuffled list holding each label exactly its count times."""
+    pool = [label for label, count in labels_counts.items() for _ in range(count)]
+    rng.shuffle(pool)
+    return pool
+
+
+def build_plan(scenario: Scenario, faces: list[PoolFace], n_samples: int | None = None, seed: int | None = None) -> Plan:
+    """Turn a scenario and the usable faces of its pool into a Plan."""
+    n_total = scenario.n_samples if n_samples is None else n_samples
+    seed = scenario.seed if seed is None else seed
+    rng = np.random.default_rng(stable_hash("plan", seed))
+    targets = resolve_targets(scenario, faces)
+    split_shares = scenario.splits.shares()
+    split_of = assign_splits(faces, split_shares, seed)
+
+    # Faces per (split, cell), in a stable shuffled order so reuse is spread evenly.
+    members: dict[tuple, list[int]] = defaultdict(list)
+    for i in sorted(range(len(faces)), key=lambda i: stable_hash("order", seed, faces[i].record.source_id)):
+        members[(split_of[faces[i].record.source_id],) + faces[i].cell].append(i)
+
+    cells = list(itertools.product(targets["age_bin"], targets["gender"], targets["race"]))
+    weights, capacity = {}, {}
+    for split in SPLITS:
+        for cell in cells:
+            key = (split,) + cell
+            weights[key] = split_shares[split] * targets["age_bin"][cell[0]] * targets["gender"][cell[1]] * targets["race"][cell[2]]
+            group = members.get(key, [])
+            unlimited = any(faces[i].reuse_unlimited for i in group)
+            capacity[key] = n_total if unlimited else len(group) * scenario.balance.max_reuse
+    counts = water_fill(n_total, weights, capacity)
+
+    notes = []
+    made = sum(counts.values())
+    if made < n_total:
+        notes.append(f"the pool can supply only {made} of the {n_total} requested samples (max_reuse={scenario.balance.max_reuse})")
+
+    # Deal mask labels, types, wear styles and confusers as exact quotas within each split.
+    mask_cfg = scenario.mask
+    specs: list[dict] = []
+    for split in SPLITS:
+        keys = [key for key in counts if key[0] == split and counts[key] > 0]
+        n_split = sum(counts[key] for key in keys)
+        if n_split == 0:
+            continue
+        masked_per_key = largest_remainder(
+            round(n_split * mask_cfg.probability), {key: counts[key] for key in keys}, {key: counts[key] for key in keys}
+        )
+        n_masked = sum(masked_per_key.values())
+        types = deal(largest_remainder(n_masked, mask_cfg.types), rng)
+        styles = deal(largest_remainder(n_masked, mask_cfg.wear_styles), rng)
+        confuser_shares = {**mask_cfg.confusers, "none": max(0.0, 1 - sum(mask_cfg.confusers.values()))}
+        confusers = deal(largest_remainder(n_split - n_masked, confuser_shares), rng)
+        for key in keys:
+            group = members[key]
+            masks = [1] * masked_per_key[key] + [0] * (counts[key] - masked_per_key[key])
+            for j, mask in enumerate(masks):
+                face = group[j % len(group)]
+                rotation = group[j % len(group) + 1 :] + group[: j % len(group)]
+                specs.append(
+                    dict(split=split, face=face, alternates=tuple(rotation[:MAX_ALTERNATES]), age_bin=key[1], gender=key[2],
+                         race=key[3], mask=mask, mask_type=types.pop() if mask else "none",
+                         wear_style=styles.pop() if mask else "none", confuser="none" if mask else confusers.pop())
+                )
+    # Shuffle so that shards, previews and partial runs each see a mix of everything.
+    rng.shuffle(specs)
+    width = max(6, len(str(len(specs))))
+    samples = [
+        SampleSpec(index=i, sample_id=f"{scenario.name}-{i:0{width}d}", seed=sample_seed(seed, i), **spec) for i, spec in enumerate(specs)
+    ]
+    for split in SPLITS:
+        if split_shares[split] > 0 and not any(s.split == split for s in samples):
+            notes.append(f"no source face fell into the {split} split (the pool has {len(faces)} usable faces); it is empty")
+    return Plan(scenario.name, seed, faces, samples, targets, split_of, n_total, notes)
+
+
+def shard(samples: list[SampleSpec], index: int, count: int) -> list[SampleSpec]:
+    """The contiguous slice `index` (1-based) of `count` shards of the plan."""
+    if not 1 <= index <= count:
+        raise ValueError(f"shard {index}/{count}: expected 1 <= i <= n")
+    start, stop = (index - 1) * len(samples) // count, index * len(samples) // count
+    return samples[start:stop]

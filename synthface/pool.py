@@ -1,0 +1,153 @@
+"""The face pool of a run: read every source, find landmarks (cached), keep the usable faces.
+
+Every input that is not used is kept with its reason (unreadable image, no face, face too
+small, extreme pose, missing label, age outside the scenario's bins...), so the report can
+list it: silent drops are how label noise creeps into datasets.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from synthface.landmarks import CachedDetection, LandmarkCache, LandmarkDetector
+from synthface.plan import PoolFace
+from synthface.progress import progress_bar
+from synthface.scenario import Scenario
+from synthface.sources.base import FaceRecord, SkippedInput, SourceSpec, load_source
+from synthface.taxonomy import convert_race
+
+
+@dataclass
+class PoolReport:
+    """Counts and reasons for the report."""
+
+    n_inputs: int = 0
+    n_detected: int = 0
+    n_multi_face: int = 0
+    skipped: list[SkippedInput] = field(default_factory=list)
+
+    def reasons(self) -> dict[str, int]:
+        return dict(Counter(item.reason.split(":")[0] for item in self.skipped).most_common())
+
+
+def read_image_rgb(path: Path) -> np.ndarray:
+    """Decode an image file to uint8 RGB; raises ValueError when it cannot be read."""
+    import cv2
+
+    data = np.fromfile(str(path), dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise ValueError("unreadable image")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+# --- detection workers -------------------------------------------------------------------
+_detector: LandmarkDetector | None = None
+
+
+def _init_detector(model_path: str | None) -> None:
+    global _detector
+    _detector = LandmarkDetector(model_path)
+
+
+def _detect_file(path: str) -> CachedDetection:
+    try:
+        image = read_image_rgb(Path(path))
+    except (ValueError, OSError):
+        return CachedDetection(None, "unreadable image")
+    faces = _detector.detect(image)
+    if not faces:
+        return CachedDetection(None, "no face found", image.shape[:2])
+    return CachedDetection(faces[0], "", image.shape[:2])
+
+
+def detect_all(paths: list[Path], cache: LandmarkCache, workers: int, model_path: Path | None, quiet: bool = False) -> dict[Path, CachedDetection]:
+    """Landmarks for every path, from the cache or detected (in `workers` processes) and cached."""
+    results: dict[Path, CachedDetection] = {}
+    todo = []
+    for path in paths:
+        hit = cache.get(path)
+        if hit is None:
+            todo.append(path)
+        else:
+            results[path] = hit
+    if not todo:
+        return results
+    with progress_bar(f"landmarks ({len(results)} cached)", len(todo), quiet) as advance:
+        if workers <= 1:
+            _init_detector(str(model_path) if model_path else None)
+            outputs = map(_detect_file, map(str, todo))
+            pool = None
+        else:
+            pool = multiprocessing.get_context("spawn").Pool(workers, _init_detector, (str(model_path) if model_path else None,))
+            outputs = pool.imap(_detect_file, map(str, todo), chunksize=8)
+        try:
+            for path, detection in zip(todo, outputs):
+                cache.put(path, detection)
+                results[path] = detection
+                advance()
+        finally:
+            if pool is not None:
+                pool.close()
+                pool.join()
+    return results
+
+
+def usable_face(record: FaceRecord, detection: CachedDetection, scenario: Scenario, reuse_unlimited: bool) -> PoolFace | str:
+    """The record as a PoolFace, or the reason it cannot be used."""
+    if detection.face is None:
+        return detection.reason
+    face, quality = detection.face, scenario.faces
+    if face.size < quality.min_face_px:
+        return f"face too small: {face.size:.0f} px < min_face_px {quality.min_face_px}"
+    if abs(face.yaw) > quality.max_abs_yaw:
+        return f"extreme pose: yaw {face.yaw:.0f} deg beyond {quality.max_abs_yaw:g}"
+    if abs(face.pitch) > quality.max_abs_pitch:
+        return f"extreme pose: pitch {face.pitch:.0f} deg beyond {quality.max_abs_pitch:g}"
+    missing = [name for name in ("age", "gender", "race") if getattr(record, name) is None]
+    if missing:
+        return f"missing label: {', '.join(missing)}"
+    age_bin = scenario.age.bin_of(record.age)
+    if age_bin is None:
+        return f"age outside the scenario's bins: {record.age:g}"
+    try:
+        race = convert_race(record.race, record.race_taxonomy, scenario.race.taxonomy)
+    except (ValueError, KeyError) as error:
+        return f"race taxonomy mismatch: {error}"
+    return PoolFace(record, age_bin, record.gender, race, reuse_unlimited)
+
+
+def build_pool(scenario: Scenario, sources: list[SourceSpec], cache: LandmarkCache, workers: int,
+               model_path: Path | None = None, quiet: bool = False) -> tuple[list[PoolFace], PoolReport]:
+    """Read the sources, detect landmarks, and split records into usable faces and skipped inputs."""
+    report = PoolReport()
+    scans = []
+    for spec in sources:
+        scan = load_source(spec)
+        report.skipped.extend(scan.skipped)
+        report.n_inputs += len(scan.records) + len(scan.skipped)
+        scans.append(scan)
+    detections = detect_all([r.path for scan in scans for r in scan.records], cache, workers, model_path, quiet)
+    faces: list[PoolFace] = []
+    seen: set[str] = set()
+    for scan in scans:
+        for record in scan.records:
+            if record.source_id in seen:
+                report.skipped.append(SkippedInput(str(record.path), "duplicate source_id"))
+                continue
+            seen.add(record.source_id)
+            detection = detections[record.path]
+            if detection.face is not None:
+                report.n_detected += 1
+                report.n_multi_face += detection.face.n_faces > 1
+            verdict = usable_face(record, detection, scenario, scan.reuse_unlimited)
+            if isinstance(verdict, str):
+                report.skipped.append(SkippedInput(str(record.path), verdict))
+            else:
+                faces.append(verdict)
+    return faces, report

@@ -1,0 +1,150 @@
+"""Render one planned sample: load -> align -> mask -> lighting -> encode -> write files.
+
+Runs inside worker processes. Everything random is drawn from the sample's own seed, so a
+sample's bytes do not depend on the worker, the order or the number of workers. Files are
+written atomically; the returned rows are journaled by the parent only after that.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from synthface.align import align_face
+from synthface.dataset import IMAGES_DIR, OCCLUSION_DIR, atomic_write_bytes
+from synthface.landmarks import LandmarkCache
+from synthface.lighting import apply_lighting, sample_lighting
+from synthface.maskfit import MaskFitError, MaskLibrary, fit_mask, sample_mask_params
+from synthface.plan import PoolFace, SampleSpec
+from synthface.pool import read_image_rgb
+from synthface.scenario import Scenario
+
+TWIN_SUFFIX = "-unmasked"
+
+
+@dataclass
+class RenderOutcome:
+    """The metadata rows written for one sample (one, or two with its unmasked twin), or why it failed."""
+
+    index: int
+    rows: list[dict] = field(default_factory=list)
+    failures: list[dict] = field(default_factory=list)  # fit failures, including replaced ones
+
+
+@dataclass
+class RenderContext:
+    scenario: Scenario
+    faces: list[PoolFace]
+    library: MaskLibrary
+    cache: LandmarkCache
+    out: Path
+
+    @lru_cache(maxsize=16)
+    def source_image(self, path: Path) -> np.ndarray:
+        return read_image_rgb(path)
+
+
+def encode_jpeg(image_rgb: np.ndarray, quality: int) -> bytes:
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    return data.tobytes()
+
+
+def encode_png(mask: np.ndarray) -> bytes:
+    ok, data = cv2.imencode(".png", mask.astype(np.uint8) * 255)
+    if not ok:
+        raise RuntimeError("PNG encoding failed")
+    return data.tobytes()
+
+
+def render_sample(ctx: RenderContext, spec: SampleSpec) -> RenderOutcome:
+    """Render a sample on its planned face, falling back to the planned alternates when a fit fails."""
+    outcome = RenderOutcome(spec.index)
+    for face_index in (spec.face, *spec.alternates):
+        face = ctx.faces[face_index]
+        try:
+            outcome.rows = _render_on_face(ctx, spec, face)
+            return outcome
+        except MaskFitError as error:
+            outcome.failures.append({"sample_id": spec.sample_id, "source_id": face.record.source_id, "reason": str(error)})
+    return outcome
+
+
+def _render_on_face(ctx: RenderContext, spec: SampleSpec, face: PoolFace) -> list[dict]:
+    scenario = ctx.scenario
+    rng = np.random.default_rng(spec.seed)
+    detection = ctx.cache.get(face.record.path)
+    if detection is None or detection.face is None:
+        raise MaskFitError("landmarks missing from the cache")
+    aligned = align_face(ctx.source_image(face.record.path), detection.face, scenario.image_size, scenario.faces.crop_margin)
+    light = sample_lighting(scenario.lighting, rng)
+
+    occluder_name = spec.mask_type if spec.mask else spec.confuser
+    occlusion, occluded_fraction, mask_columns = None, 0.0, {"mask_color": "none"}
+    image = aligned.image
+    if occluder_name != "none":
+        definition = ctx.library.get(occluder_name)
+        wear = spec.wear_style if spec.mask else "proper"
+        params = sample_mask_params(definition, scenario.mask.appearance, wear, rng)
+        rendered = fit_mask(image, aligned.points, definition, params, light.direction())
+        if spec.mask and rendered.occluded_fraction < scenario.mask.min_occluded_fraction:
+            raise MaskFitError(
+                f"mask covers {rendered.occluded_fraction:.1%} of the face, below min_occluded_fraction "
+                f"{scenario.mask.min_occluded_fraction:.0%}"
+            )
+        image, occlusion, occluded_fraction = rendered.image, rendered.occlusion, rendered.occluded_fraction
+        mask_columns = params.as_metadata()
+
+    write_occlusion = occlusion is not None and scenario.mask.write_occlusion
+    row = base_row(spec, face, detection.face, scenario.race.taxonomy, light.as_metadata())
+    row.update(mask_columns)
+    row.update(
+        mask=spec.mask,
+        mask_type=spec.mask_type if spec.mask else (spec.confuser if spec.confuser != "none" else "none"),
+        wear_style=spec.wear_style,
+        occluder=spec.confuser if not spec.mask else "none",
+        occluded_fraction=round(float(occluded_fraction), 4),
+        occlusion_file=f"{OCCLUSION_DIR}/{spec.sample_id}.png" if write_occlusion else "",
+        pair_id=spec.sample_id if (spec.mask and scenario.pair_unmasked) else "",
+    )
+    if write_occlusion:
+        atomic_write_bytes(ctx.out / row["occlusion_file"], encode_png(occlusion))
+    atomic_write_bytes(ctx.out / row["file_name"], encode_jpeg(apply_lighting(image, aligned.points, light), light.jpeg_quality))
+    rows = [row]
+    if spec.mask and scenario.pair_unmasked:
+        twin = dict(row, sample_id=spec.sample_id + TWIN_SUFFIX, file_name=f"{IMAGES_DIR}/{spec.sample_id}{TWIN_SUFFIX}.jpg",
+                    mask=0, mask_type="none", mask_color="none", wear_style="none", occluder="none",
+                    occluded_fraction=0.0, occlusion_file="")
+        twin.update({key: None for key in mask_columns if key != "mask_color"})
+        atomic_write_bytes(ctx.out / twin["file_name"], encode_jpeg(apply_lighting(aligned.image, aligned.points, light), light.jpeg_quality))
+        rows.append(twin)
+    return rows
+
+
+def base_row(spec: SampleSpec, face: PoolFace, landmarks, race_taxonomy: str, lighting: dict) -> dict:
+    """Columns shared by a sample and its twin: identity, labels, pose, lighting."""
+    record = face.record
+    return {
+        "file_name": f"{IMAGES_DIR}/{spec.sample_id}.jpg",
+        "sample_id": spec.sample_id,
+        "split": spec.split,
+        "source_dataset": record.source_dataset,
+        "source_file": str(record.path.name),
+        "source_id": record.source_id,
+        "age": float(record.age),
+        "age_bin": face.age_bin,
+        "gender": face.gender,
+        "race": face.race,
+        "race_taxonomy": race_taxonomy,
+        "head_yaw": round(landmarks.yaw, 2),
+        "head_pitch": round(landmarks.pitch, 2),
+        "head_roll": round(landmarks.roll, 2),
+        "seed": spec.seed,
+        "plan_index": spec.index,
+        **lighting,
+    }

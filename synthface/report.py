@@ -1,0 +1,210 @@
+"""The generation report: targets vs achieved per attribute and per joint stratum, the
+shortfall, imbalance metrics before (pool) and after (dataset), skipped inputs, fit failures.
+
+Written as report.json (for programs) and report.md (for people). Metric formulas are in
+docs/balance-metrics.md.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+
+from synthface.balance import imbalance_metrics
+from synthface.dataset import atomic_write_bytes
+from synthface.plan import ATTRIBUTES, Plan
+from synthface.pool import PoolReport
+from synthface.scenario import Scenario
+
+HEADLINE_METRICS = ("max_ratio", "min_ratio", "ratio_range", "coefficient_of_variation", "normalised_entropy", "gini_impurity")
+SHORTFALL_TOLERANCE = 1.0  # a stratum is short when it has at least one sample fewer than its (fractional) target
+
+
+def stratum_key(age_bin: str, gender: str, race: str, mask: object) -> str:
+    return f"{age_bin}|{gender}|{race}|mask={mask}"
+
+
+def build_report(scenario: Scenario, plan: Plan, pool: PoolReport, table: pd.DataFrame | None, failures: list[dict],
+                 shard: tuple[int, int] | None = None) -> dict:
+    """The whole report; without a table (dry run) the achieved columns show the plan."""
+    planned = pd.DataFrame(
+        [dict(age_bin=s.age_bin, gender=s.gender, race=s.race, mask=str(s.mask), mask_type=s.mask_type, wear_style=s.wear_style,
+              split=s.split) for s in plan.samples]
+    )
+    pool_faces = pd.DataFrame([dict(age_bin=f.age_bin, gender=f.gender, race=f.race) for f in plan.faces])
+    targets = dict(plan.targets)
+    masked_targets = {"mask_type": dict(scenario.mask.types), "wear_style": dict(scenario.mask.wear_styles)}
+    report = {
+        "scenario": scenario.name,
+        "seed": plan.seed,
+        "shard": list(shard) if shard else None,
+        "requested": plan.requested,
+        "planned": len(plan.samples),
+        "pool": {
+            "sources": [spec.model_dump(mode="json") for spec in scenario.sources],
+            "inputs": pool.n_inputs,
+            "faces_detected": pool.n_detected,
+            "usable_faces": len(plan.faces),
+            "images_with_several_faces": pool.n_multi_face,
+            "skipped_by_reason": pool.reasons(),
+            "skipped": [{"path": s.path, "reason": s.reason} for s in pool.skipped],
+        },
+        "targets": targets | masked_targets,
+        "planned_counts": {
+            attribute: planned[attribute].value_counts().to_dict() if not planned.empty else {}
+            for attribute in (*ATTRIBUTES, "mask_type", "wear_style", "split")
+        },
+        "planned_strata": Counter(stratum_key(*row) for row in planned[list(ATTRIBUTES)].itertuples(index=False)) if not planned.empty else {},
+        "pool_counts": {a: pool_faces[a].value_counts().to_dict() if not pool_faces.empty else {} for a in ("age_bin", "gender", "race")},
+        "notes": list(plan.notes),
+        "uses_demo_pool": any(spec.kind == "demo" for spec in scenario.sources),
+    }
+    return finish_report(report, table, failures)
+
+
+def finish_report(report: dict, table: pd.DataFrame | None, failures: list[dict]) -> dict:
+    """Add the achieved side (from the written table, or from the plan for a dry run)."""
+    report = {key: value for key, value in report.items() if key not in ("attributes", "strata", "shortfall", "imbalance", "fit_failures")}
+    targets, requested = report["targets"], report["requested"]
+    if table is not None:
+        primary = table[~table["sample_id"].str.endswith("-unmasked")]
+        achieved = {a: primary[a].astype(str).value_counts().to_dict() for a in (*ATTRIBUTES, "mask_type", "wear_style", "split")}
+        strata = Counter(stratum_key(*row) for row in primary[list(ATTRIBUTES)].astype(str).itertuples(index=False))
+        report["written"] = {"samples": int(len(primary)), "images": int(len(table)), "unmasked_twins": int(len(table) - len(primary))}
+    else:
+        achieved, strata = report["planned_counts"], report["planned_strata"]
+    n_achieved = sum(achieved["mask"].values()) or 1
+    n_masked = achieved["mask"].get("1", 0) or 1
+
+    report["attributes"] = {}
+    for attribute, shares in targets.items():
+        denominator = n_masked if attribute in ("mask_type", "wear_style") else n_achieved
+        base = requested * (targets["mask"]["1"] if attribute in ("mask_type", "wear_style") else 1)
+        report["attributes"][attribute] = {
+            label: {"target": share, "target_count": share * base, "achieved": achieved[attribute].get(label, 0) / denominator,
+                    "count": int(achieved[attribute].get(label, 0))}
+            for label, share in shares.items()
+        }
+    rows = []
+    for age_bin, p_age in targets["age_bin"].items():
+        for gender, p_gender in targets["gender"].items():
+            for race, p_race in targets["race"].items():
+                for mask, p_mask in targets["mask"].items():
+                    key = stratum_key(age_bin, gender, race, mask)
+                    target = requested * p_age * p_gender * p_race * p_mask
+                    if target > 0 or strata.get(key):
+                        rows.append({"stratum": key, "target": target, "achieved": int(strata.get(key, 0))})
+    report["strata"] = rows
+    report["shortfall"] = sorted(
+        (r for r in rows if r["achieved"] <= r["target"] - SHORTFALL_TOLERANCE), key=lambda r: r["achieved"] - r["target"]
+    )
+    report["imbalance"] = {
+        attribute: {
+            "pool": imbalance_metrics({l: report["pool_counts"].get(attribute, {}).get(l, 0) for l in targets[attribute]})
+            if attribute in report["pool_counts"] else None,
+            "target": imbalance_metrics(targets[attribute]),
+            "dataset": imbalance_metrics({l: achieved[attribute].get(l, 0) for l in targets[attribute]}),
+        }
+        for attribute in ATTRIBUTES
+    }
+    report["fit_failures"] = {"count": len(failures), "items": failures}
+    report["unmet_targets"] = unmet_targets(report)
+    return report
+
+
+def unmet_targets(report: dict) -> list[str]:
+    """Plain sentences for every label whose achieved share misses its target by over 5 points."""
+    lines = []
+    for attribute, labels in report["attributes"].items():
+        for label, row in labels.items():
+            if abs(row["achieved"] - row["target"]) > 0.05:
+                lines.append(f"{attribute}={label}: target {row['target']:.0%}, achieved {row['achieved']:.0%}")
+    return lines
+
+
+def merge_reports(reports: list[dict], table: pd.DataFrame) -> dict:
+    """One report for merged shards: the plan side is shared; the achieved side is recomputed."""
+    base = dict(reports[0], shard=None)
+    failures = [item for report in reports for item in report["fit_failures"]["items"]]
+    return finish_report(base, table, failures)
+
+
+def _json_safe(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_report(out: Path, report: dict) -> None:
+    atomic_write_bytes(out / "report.json", json.dumps(_json_safe(report), indent=1).encode())
+    atomic_write_bytes(out / "report.md", render_markdown(report).encode())
+
+
+def _fmt(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if isinstance(value, float) and math.isinf(value):
+        return "inf"
+    return f"{value:.3f}"
+
+
+def render_markdown(report: dict, max_rows: int = 40) -> str:
+    """report.md: the same content as report.json, laid out for reading."""
+    pool = report["pool"]
+    written = report.get("written")
+    lines = [f"# Generation report: {report['scenario']}", ""]
+    lines.append(f"- seed {report['seed']}; requested {report['requested']} samples; planned {report['planned']}"
+                 + (f"; written {written['samples']} samples ({written['images']} images incl. {written['unmasked_twins']} unmasked twins)" if written else " (dry run: nothing written)")
+                 + (f"; shard {report['shard'][0]}/{report['shard'][1]}" if report.get("shard") else ""))
+    lines.append(f"- pool: {pool['inputs']} inputs, {pool['faces_detected']} faces detected, {pool['usable_faces']} usable, "
+                 f"{len(pool['skipped'])} skipped, {pool['images_with_several_faces']} images with several faces (largest used)")
+    lines.append(f"- fit failures: {report['fit_failures']['count']} (each replaced by another face of the same stratum where one exists)")
+    lines.append("")
+    if report.get("uses_demo_pool") or report["unmet_targets"] or report["notes"]:
+        lines.append("## Targets this pool cannot meet")
+        lines.append("")
+        if report.get("uses_demo_pool"):
+            lines.append(f"This run uses the bundled **demo pool** ({pool['usable_faces']} usable faces, reused without limit). "
+                         "It exists to try synthface offline and cannot represent the scenario's demographic targets; "
+                         "use `--source utkface:PATH` (or fairface/table) for a real dataset.")
+            lines.append("")
+        lines += [f"- {note}" for note in report["notes"]] + [f"- {line}" for line in report["unmet_targets"]]
+        lines.append("")
+    lines.append("## Target vs achieved per attribute")
+    for attribute, labels in report["attributes"].items():
+        lines += ["", f"### {attribute}", "", "| label | target | achieved | count |", "|---|---:|---:|---:|"]
+        lines += [f"| {label} | {row['target']:.1%} | {row['achieved']:.1%} | {row['count']} |" for label, row in labels.items()]
+    lines += ["", "## Imbalance metrics (before = usable pool faces, after = dataset)", "",
+              "| attribute | metric | pool | target | dataset |", "|---|---|---:|---:|---:|"]
+    for attribute, sides in report["imbalance"].items():
+        for metric in HEADLINE_METRICS:
+            pool_value = sides["pool"][metric] if sides["pool"] else None
+            lines.append(f"| {attribute} | {metric} | {_fmt(pool_value)} | {_fmt(sides['target'][metric])} | {_fmt(sides['dataset'][metric])} |")
+    lines += ["", f"## Shortfall: joint strata below target ({len(report['shortfall'])} of {len(report['strata'])})", ""]
+    if report["shortfall"]:
+        lines += ["| stratum (age bin, gender, race, mask) | target | achieved |", "|---|---:|---:|"]
+        lines += [f"| {r['stratum']} | {r['target']:.1f} | {r['achieved']} |" for r in report["shortfall"][:max_rows]]
+        if len(report["shortfall"]) > max_rows:
+            lines.append(f"\n... {len(report['shortfall']) - max_rows} more in report.json")
+    else:
+        lines.append("Every joint stratum meets its target (within one sample).")
+    lines += ["", f"## Skipped inputs ({len(pool['skipped'])})", ""]
+    if pool["skipped"]:
+        lines += ["| reason | count |", "|---|---:|"] + [f"| {reason} | {n} |" for reason, n in pool["skipped_by_reason"].items()]
+        lines += ["", "| input | reason |", "|---|---|"] + [f"| {s['path']} | {s['reason']} |" for s in pool["skipped"][:max_rows]]
+        if len(pool["skipped"]) > max_rows:
+            lines.append(f"\n... {len(pool['skipped']) - max_rows} more in report.json")
+    else:
+        lines.append("None.")
+    if report["fit_failures"]["items"]:
+        lines += ["", "## Fit failures", "", "| sample | source face | reason |", "|---|---|---|"]
+        lines += [f"| {f['sample_id']} | {f['source_id']} | {f['reason']} |" for f in report["fit_failures"]["items"][:max_rows]]
+    return "\n".join(lines) + "\n"

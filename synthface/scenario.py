@@ -1,0 +1,291 @@
+"""The scenario YAML: what dataset to build. Validated with pydantic; errors name the file and key.
+
+Every key is documented in docs/scenarios.md. Unknown keys are rejected, weights must form a
+distribution, age bins must not overlap, mask types must exist in the mask library and
+source paths must exist.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from synthface.lighting import LightingConfig
+from synthface.maskfit import MaskAppearance
+from synthface.paths import bundled_dir
+from synthface.sources.base import SourceSpec
+from synthface.taxonomy import GENDERS, RACE_TAXONOMIES, age_bin_label
+
+WEIGHT_TOLERANCE = 1e-3
+WEAR_STYLES = ("proper", "nose_exposed", "chin", "strap_loose")
+
+# A categorical target: explicit probabilities, "uniform", or "source" (keep the pool's own mix).
+Weights = Union[Literal["uniform", "source"], dict[str, float]]
+
+
+class ScenarioError(ValueError):
+    """A scenario file is invalid. `problems` lists (key path, message) pairs."""
+
+    def __init__(self, file: str, problems: list[tuple[str, str]]):
+        self.file = file
+        self.problems = problems
+        lines = [f"{file}: {loc or '<top level>'}: {message}" for loc, message in problems]
+        super().__init__("invalid scenario\n  " + "\n  ".join(lines))
+
+
+def check_distribution(weights: dict[str, float], what: str) -> dict[str, float]:
+    """Weights must be non-negative and sum to 1 (within WEIGHT_TOLERANCE)."""
+    if not weights:
+        raise ValueError(f"{what}: needs at least one entry")
+    negative = {k: v for k, v in weights.items() if v < 0 or not math.isfinite(v)}
+    if negative:
+        raise ValueError(f"{what}: weights must be finite and >= 0, got {negative}")
+    total = sum(weights.values())
+    if abs(total - 1.0) > WEIGHT_TOLERANCE:
+        raise ValueError(f"{what}: weights must sum to 1 to describe a distribution, they sum to {total:g}")
+    return weights
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Splits(Strict):
+    """Shares of source faces per split. Splits are assigned per source face, never per sample."""
+
+    train: float = Field(0.8, ge=0, le=1, description="Share of source faces in the training split.")
+    val: float = Field(0.1, ge=0, le=1, description="Share of source faces in the validation split.")
+    test: float = Field(0.1, ge=0, le=1, description="Share of source faces in the test split.")
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> "Splits":
+        check_distribution(self.shares(), "splits")
+        return self
+
+    def shares(self) -> dict[str, float]:
+        return {"train": self.train, "val": self.val, "test": self.test}
+
+
+class AgeTarget(Strict):
+    """Age target: inclusive bins with weights, or one `range` (a single bin, weight 1)."""
+
+    bins: list[tuple[int, int]] | None = Field(None, description="Inclusive [low, high] age bins in years, non-overlapping.")
+    weights: Union[Literal["uniform", "source"], list[float]] = Field("uniform", description="One weight per bin, 'uniform' or 'source'.")
+    range: tuple[int, int] | None = Field(None, description="Shorthand for a single bin [low, high].")
+
+    @model_validator(mode="after")
+    def _check(self) -> "AgeTarget":
+        if self.range is not None:
+            if self.bins is not None:
+                raise ValueError("give either 'bins' or 'range', not both")
+            self.bins = [tuple(self.range)]
+            if isinstance(self.weights, list):
+                raise ValueError("'weights' must not be a list with 'range' (a range is one bin)")
+        if self.bins is None:
+            self.bins = [(0, 17), (18, 29), (30, 44), (45, 59), (60, 120)]
+        for low, high in self.bins:
+            if not 0 <= low <= high <= 130:
+                raise ValueError(f"bin [{low}, {high}] must satisfy 0 <= low <= high <= 130")
+        ordered = sorted(self.bins)
+        for (l1, h1), (l2, h2) in zip(ordered, ordered[1:]):
+            if l2 <= h1:
+                raise ValueError(f"age bins [{l1}, {h1}] and [{l2}, {h2}] overlap")
+        if isinstance(self.weights, list):
+            if len(self.weights) != len(self.bins):
+                raise ValueError(f"{len(self.weights)} weights for {len(self.bins)} bins")
+            check_distribution(dict(zip(self.labels(), self.weights)), "weights")
+        return self
+
+    def labels(self) -> list[str]:
+        return [age_bin_label(low, high) for low, high in self.bins]
+
+    def bin_of(self, age: float) -> str | None:
+        """The label of the bin holding `age` (rounded down to whole years), or None."""
+        years = int(math.floor(age))
+        for low, high in self.bins:
+            if low <= years <= high:
+                return age_bin_label(low, high)
+        return None
+
+    def target(self) -> Weights:
+        if isinstance(self.weights, list):
+            return dict(zip(self.labels(), self.weights))
+        return self.weights
+
+
+class GenderTarget(Strict):
+    weights: Weights = Field("uniform", description="male/female probabilities, 'uniform' or 'source'.")
+
+    @field_validator("weights")
+    @classmethod
+    def _check(cls, weights: Weights) -> Weights:
+        if isinstance(weights, dict):
+            unknown = sorted(set(weights) - set(GENDERS))
+            if unknown:
+                raise ValueError(f"unknown gender label(s) {unknown}; expected {list(GENDERS)}")
+            check_distribution(weights, "weights")
+        return weights
+
+
+class RaceTarget(Strict):
+    taxonomy: Literal["utkface5", "fairface7"] = Field("utkface5", description="Race label set; fairface7 pools map into utkface5.")
+    weights: Weights = Field("source", description="Probabilities per race label, 'uniform' or 'source'.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "RaceTarget":
+        if isinstance(self.weights, dict):
+            known = RACE_TAXONOMIES[self.taxonomy]
+            unknown = sorted(set(self.weights) - set(known))
+            if unknown:
+                raise ValueError(f"unknown race label(s) {unknown} for taxonomy {self.taxonomy}; expected {list(known)}")
+            check_distribution(self.weights, "weights")
+        return self
+
+
+class MaskConfig(Strict):
+    """Who wears what. `probability` is the share of samples with a real mask (mask=1)."""
+
+    probability: float = Field(1.0, ge=0, le=1, description="Share of samples wearing a real mask (labelled mask=1).")
+    types: dict[str, float] = Field(
+        default_factory=lambda: {"surgical": 0.4, "n95": 0.3, "cloth": 0.3},
+        description="Mask type -> probability among masked samples (names from the mask library).",
+    )
+    wear_styles: dict[str, float] = Field(default_factory=lambda: {"proper": 1.0}, description="Wear style -> probability.")
+    confusers: dict[str, float] = Field(
+        default_factory=dict,
+        description="Non-mask occluder -> probability for an unmasked sample to carry it (labelled mask=0, occluder=<name>).",
+    )
+    appearance: MaskAppearance = Field(default_factory=MaskAppearance, description="Colour, pattern and fit variation.")
+    min_occluded_fraction: float = Field(
+        0.12, ge=0, le=1, description="A mask covering less of the face than this is a failed fit, replaced from the pool."
+    )
+    write_occlusion: bool = Field(True, description="Write occlusion/<sample_id>.png maps of the covered pixels.")
+
+    @field_validator("types")
+    @classmethod
+    def _types(cls, types: dict[str, float]) -> dict[str, float]:
+        return check_distribution(types, "types")
+
+    @field_validator("wear_styles")
+    @classmethod
+    def _wear(cls, styles: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(styles) - set(WEAR_STYLES))
+        if unknown:
+            raise ValueError(f"unknown wear style(s) {unknown}; expected {list(WEAR_STYLES)}")
+        return check_distribution(styles, "wear_styles")
+
+    @field_validator("confusers")
+    @classmethod
+    def _confusers(cls, confusers: dict[str, float]) -> dict[str, float]:
+        bad = {k: v for k, v in confusers.items() if not 0 <= v <= 1}
+        if bad:
+            raise ValueError(f"confuser probabilities must be in [0, 1], got {bad}")
+        if sum(confusers.values()) > 1 + WEIGHT_TOLERANCE:
+            raise ValueError("confuser probabilities must sum to at most 1")
+        return confusers
+
+
+class FaceQuality(Strict):
+    """Which detected faces are usable. Rejected inputs are counted and listed in the report."""
+
+    min_face_px: int = Field(32, ge=1, description="Smallest face (landmark box side, source pixels) to use.")
+    max_abs_yaw: float = Field(60, gt=0, le=90, description="Largest |yaw| in degrees to use.")
+    max_abs_pitch: float = Field(45, gt=0, le=90, description="Largest |pitch| in degrees to use.")
+    crop_margin: float = Field(0.35, ge=0, le=1, description="Context around the face oval in the aligned crop, per side.")
+
+
+class Balance(Strict):
+    max_reuse: int = Field(5, ge=1, description="Most samples made from one source face (the demo pool is exempt).")
+    on_shortfall: Literal["warn", "error"] = Field(
+        "warn", description="'warn': yield the samples anyway, as close to target as possible; 'error': stop before rendering."
+    )
+
+
+class Scenario(Strict):
+    name: str = Field(..., description="Dataset name; also names the default output folder.")
+    description: str = Field("", description="Free text for people.")
+    seed: int = Field(0, description="Seed of every random draw: same scenario and seed give the same bytes.")
+    n_samples: int = Field(200, ge=1, description="Number of samples (twins not counted).")
+    image_size: int = Field(224, ge=32, le=1024, description="Side of the square aligned crop, pixels.")
+    sources: list[SourceSpec] = Field(default_factory=lambda: [SourceSpec(kind="demo")], description="Face pools.")
+    splits: Splits = Field(default_factory=Splits)
+    age: AgeTarget = Field(default_factory=AgeTarget)
+    gender: GenderTarget = Field(default_factory=GenderTarget)
+    race: RaceTarget = Field(default_factory=RaceTarget)
+    mask: MaskConfig = Field(default_factory=MaskConfig)
+    lighting: LightingConfig = Field(default_factory=LightingConfig)
+    pair_unmasked: bool = Field(False, description="Also write each masked sample's unmasked twin (same face, crop, lighting).")
+    balance: Balance = Field(default_factory=Balance)
+    faces: FaceQuality = Field(default_factory=FaceQuality)
+    preview_samples: int = Field(36, ge=0, le=400, description="Samples shown in preview.jpg.")
+
+
+def _location(loc: tuple) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def resolve_scenario_path(name_or_path: str | Path) -> Path:
+    """A path as given, or a bundled scenario by name (`all_masked` -> scenarios/all_masked.yaml)."""
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return path
+    if path.suffix == "" and len(path.parts) == 1:
+        bundled = bundled_dir("scenarios") / f"{path.name}.yaml"
+        if bundled.is_file():
+            return bundled
+    known = ", ".join(sorted(p.stem for p in bundled_dir("scenarios").glob("*.yaml")))
+    raise FileNotFoundError(f"scenario {name_or_path!r} not found (as a file, or by name among: {known})")
+
+
+def parse_scenario(data: object, file: str = "<scenario>", check_paths: bool = True, mask_names: set[str] | None = None,
+                   confuser_names: set[str] | None = None) -> Scenario:
+    """Validate a loaded YAML document. Raises ScenarioError listing every problem with its key path."""
+    if not isinstance(data, dict):
+        raise ScenarioError(file, [("", f"expected a mapping of keys, got {type(data).__name__}")])
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as error:
+        problems = [(_location(e["loc"]), e["msg"].removeprefix("Value error, ")) for e in error.errors()]
+        raise ScenarioError(file, problems) from None
+    problems = []
+    if mask_names is not None:
+        for name in scenario.mask.types:
+            if name not in mask_names:
+                problems.append((f"mask.types.{name}", f"unknown mask type {name!r}; expected one of {sorted(mask_names)}"))
+    if confuser_names is not None:
+        for name in scenario.mask.confusers:
+            if name not in confuser_names:
+                problems.append((f"mask.confusers.{name}", f"unknown confuser {name!r}; expected one of {sorted(confuser_names)}"))
+    if check_paths:
+        for index, source in enumerate(scenario.sources):
+            if source.kind != "demo" and (source.path is None or not Path(source.path).expanduser().exists()):
+                problems.append((f"sources.{index}.path", f"{source.kind} source path {source.path} does not exist"))
+    if problems:
+        raise ScenarioError(file, problems)
+    return scenario
+
+
+def load_scenario(name_or_path: str | Path, overrides: dict | None = None, check_paths: bool = True,
+                  mask_library=None) -> tuple[Scenario, Path]:
+    """Read, override (CLI options win) and validate a scenario. Returns it and the file it came from."""
+    path = resolve_scenario_path(name_or_path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ScenarioError(str(path), [("", f"not valid YAML: {error}")]) from None
+    if isinstance(data, dict) and overrides:
+        data = {**data, **{k: v for k, v in overrides.items() if v is not None}}
+    mask_names = confuser_names = None
+    if mask_library is not None:
+        mask_names = {n for n in mask_library.names() if mask_library.get(n).is_mask}
+        confuser_names = {n for n in mask_library.names() if not mask_library.get(n).is_mask}
+    return parse_scenario(data, str(path), check_paths, mask_names, confuser_names), path
+
+
+def scenario_to_yaml(scenario: Scenario) -> str:
+    """The resolved scenario (defaults filled in) as YAML, written next to the dataset."""
+    return yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False)

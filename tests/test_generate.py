@@ -1,0 +1,202 @@
+"""`synthface generate` end to end on a tiny UTKFace-style pool made from the real photos:
+files and report, masks that really cover the mouth and nose and spare the eyes (pixels),
+determinism across runs and worker counts, resume after a real kill, shards + merge, dry run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+from typer.testing import CliRunner
+
+from synthface import facemesh
+from synthface.cli import app
+from synthface.dataset import read_metadata
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def scenario_file(tmp_path_factory, utk_folder) -> Path:
+    path = tmp_path_factory.mktemp("scenario") / "tiny.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "tiny",
+        "seed": 7,
+        "n_samples": 24,
+        "image_size": 128,
+        "sources": [{"kind": "utkface", "path": str(utk_folder)}],
+        "age": {"bins": [[0, 29], [30, 59], [60, 120]], "weights": "uniform"},
+        "gender": {"weights": "uniform"},
+        "race": {"taxonomy": "utkface5", "weights": "source"},
+        "mask": {"probability": 0.5, "types": {"surgical": 0.4, "n95": 0.3, "cloth": 0.3}, "wear_styles": {"proper": 1.0}},
+        "pair_unmasked": True,
+        "balance": {"max_reuse": 6},
+        "preview_samples": 12,
+    }))
+    return path
+
+
+def generate(*args: str) -> "Result":
+    result = runner.invoke(app, ["generate", *map(str, args), "--quiet"])
+    return result
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory, scenario_file) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "full"
+    result = generate(scenario_file, "--out", out, "--workers", "1")
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_writes_the_dataset_layout(dataset):
+    for name in ("metadata.csv", "metadata.parquet", "scenario.yaml", "report.json", "report.md", "preview.jpg"):
+        assert (dataset / name).stat().st_size > 0, name
+    table = read_metadata(dataset)
+    primary = table[~table["sample_id"].str.endswith("-unmasked")]
+    assert len(primary) == 24
+    assert all((dataset / f).is_file() for f in table["file_name"])
+    assert set(primary["mask"]) == {0, 1} and (primary["mask"] == 1).sum() == 12
+    masked = table[table["mask"] == 1]
+    assert set(masked["mask_type"]) <= {"surgical", "n95", "cloth"}
+    assert (masked["occluded_fraction"] >= 0.12).all()
+    assert all((dataset / f).is_file() for f in masked["occlusion_file"])
+    # Every masked sample has an unmasked twin with the same pair_id, face and lighting.
+    twins = table[table["sample_id"].str.endswith("-unmasked")]
+    assert sorted(twins["pair_id"]) == sorted(masked["pair_id"])
+    merged = masked.merge(twins, on="pair_id", suffixes=("", "_twin"))
+    assert (merged["source_id"] == merged["source_id_twin"]).all() and (merged["mask_twin"] == 0).all()
+    assert (merged["lighting_intensity"] == merged["lighting_intensity_twin"]).all()
+    # One split per source face.
+    assert (table.groupby("source_id")["split"].nunique() == 1).all()
+    with Image.open(dataset / table["file_name"][0]) as image:
+        assert image.size == (128, 128)
+
+
+def test_report_lists_skipped_inputs_with_reasons(dataset):
+    report = json.loads((dataset / "report.json").read_text())
+    reasons = {Path(item["path"]).name: item["reason"] for item in report["pool"]["skipped"]}
+    assert "not_a_utkface_name.jpg" in reasons
+    assert reasons["30_0_0_20170101000009.jpg"] == "no face found"
+    assert report["pool"]["usable_faces"] == 8
+    assert set(report["imbalance"]["gender"]) == {"pool", "target", "dataset"}
+    assert report["attributes"]["mask"]["1"]["achieved"] == pytest.approx(0.5)
+    assert "Target vs achieved" in (dataset / "report.md").read_text()
+
+
+def test_masks_cover_mouth_and_nose_and_spare_the_eyes(dataset):
+    """Pixels, not files: compare each masked image with its unmasked twin and its occlusion map."""
+    from synthface.landmarks import LandmarkDetector
+
+    table = read_metadata(dataset)
+    masked = table[table["mask"] == 1]
+    load = lambda name: np.asarray(Image.open(dataset / name).convert("RGB"), dtype=np.float32)
+    with LandmarkDetector() as detector:
+        for _, row in masked.iterrows():
+            twin = load(f"images/{row['sample_id']}-unmasked.jpg")
+            image = load(row["file_name"])
+            occlusion = np.asarray(Image.open(dataset / row["occlusion_file"])) > 127
+            points = detector.detect(twin.astype(np.uint8))[0].points
+            at = lambda idx: occlusion[int(round(points[idx, 1])), int(round(points[idx, 0]))]
+            assert at(facemesh.NOSE_TIP), row["sample_id"]
+            assert all(at(i) for i in (facemesh.UPPER_LIP_TOP, facemesh.LOWER_LIP_BOTTOM, facemesh.MOUTH_LEFT, facemesh.MOUTH_RIGHT))
+            eyes = facemesh.polygon_mask(points, facemesh.LEFT_EYE, occlusion.shape) | facemesh.polygon_mask(points, facemesh.RIGHT_EYE, occlusion.shape)
+            assert not (occlusion & eyes).any()
+            assert np.abs(image - twin)[eyes].mean() < 3  # eyes untouched (JPEG noise only)
+            mouth = facemesh.polygon_mask(points, facemesh.LIPS_OUTER, occlusion.shape)
+            assert np.abs(image - twin)[mouth].mean() > 10  # the mouth is really covered
+
+
+def test_same_scenario_and_seed_give_the_same_bytes_with_any_worker_count(tmp_path, dataset, scenario_file):
+    result = generate(scenario_file, "--out", tmp_path / "again", "--workers", "2")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "again" / "metadata.csv").read_bytes() == (dataset / "metadata.csv").read_bytes()
+    for name in read_metadata(dataset)["file_name"]:
+        assert (tmp_path / "again" / name).read_bytes() == (dataset / name).read_bytes(), name
+    other = generate(scenario_file, "--out", tmp_path / "seed8", "--workers", "1", "--seed", "8")
+    assert other.exit_code == 0
+    assert (tmp_path / "seed8" / "metadata.csv").read_bytes() != (dataset / "metadata.csv").read_bytes()
+
+
+def test_resume_after_a_real_kill(tmp_path, scenario_file, isolated_cache):
+    out = tmp_path / "killed"
+    n = 300  # long enough (a few seconds) to be killed mid-run
+    command = [sys.executable, "-m", "synthface.cli", "generate", str(scenario_file), "--out", str(out), "-n", str(n),
+               "--workers", "1", "--quiet"]
+    process = subprocess.Popen(command, env=dict(os.environ, SYNTHFACE_CACHE=str(isolated_cache)),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    journal = out / ".synthface-run" / "rows.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not journal.exists() or len(journal.read_text().splitlines()) < 10):
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (out / "metadata.csv").exists()  # no table claiming images that are not there
+    finished = {json.loads(line)["sample_id"] for line in journal.read_text().splitlines() if line.endswith("}")}
+    assert 10 <= len(finished) < n
+    stamps = {p.name: p.stat().st_mtime_ns for p in (out / "images").glob("*.jpg")}
+
+    refused = generate(scenario_file, "--out", out, "-n", n, "--workers", "1")
+    assert refused.exit_code == 2 and "--resume" in refused.output
+    other_plan = generate(scenario_file, "--out", out, "-n", n + 1, "--workers", "1", "--resume")
+    assert other_plan.exit_code == 2 and "another plan" in other_plan.output
+    resumed = generate(scenario_file, "--out", out, "-n", n, "--workers", "1", "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert f"{n - len(finished)} rendered" in " ".join(resumed.output.split())
+    table = read_metadata(out)
+    primary = table[~table["sample_id"].str.endswith("-unmasked")]
+    assert len(primary) == n and table["sample_id"].is_unique
+    assert all((out / f).is_file() for f in table["file_name"])
+    for sample_id in finished:  # finished samples were kept, not redone
+        name = f"{sample_id}.jpg"
+        assert (out / "images" / name).stat().st_mtime_ns == stamps[name]
+
+
+def test_shards_merge_into_the_full_dataset(tmp_path, dataset, scenario_file):
+    for index in (1, 2):
+        result = generate(scenario_file, "--out", tmp_path / f"shard{index}", "--workers", "1", "--shard", f"{index}/2")
+        assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["merge", str(tmp_path / "shard1"), str(tmp_path / "shard2"), "--out", str(tmp_path / "merged")])
+    assert result.exit_code == 0, result.output
+    merged, full = read_metadata(tmp_path / "merged"), read_metadata(dataset)
+    pd.testing.assert_frame_equal(merged, full)
+    assert all((tmp_path / "merged" / f).is_file() for f in merged["file_name"])
+    report = json.loads((tmp_path / "merged" / "report.json").read_text())
+    assert report["written"]["samples"] == 24
+    incomplete = runner.invoke(app, ["merge", str(tmp_path / "shard1"), "--out", str(tmp_path / "merged1")])
+    assert incomplete.exit_code == 2 and "every shard" in incomplete.output
+
+
+def test_dry_run_reports_and_writes_nothing(tmp_path, scenario_file):
+    result = generate(scenario_file, "--out", tmp_path / "dry", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "Target vs achieved" in result.output
+    assert not (tmp_path / "dry").exists()
+
+
+def test_invalid_scenario_fails_clearly_and_writes_nothing(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"name": "bad", "gender": {"weights": {"male": 0.7, "female": 0.7}}}))
+    result = generate(bad, "--out", tmp_path / "never")
+    assert result.exit_code == 2
+    assert "gender.weights" in result.output and "sum to 1" in result.output
+    assert not (tmp_path / "never").exists()
+
+
+def test_demo_pool_runs_offline_and_says_what_it_cannot_meet(tmp_path):
+    result = generate("all_masked", "-n", "6", "--out", tmp_path / "demo", "--workers", "1")
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "demo" / "report.json").read_text())
+    assert report["uses_demo_pool"] and report["written"]["samples"] == 6
+    assert any(line.startswith("gender=male") for line in report["unmet_targets"])
+    assert "demo pool" in (tmp_path / "demo" / "report.md").read_text()
