@@ -12,6 +12,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from synthface.scenario import Scenario, scenario_to_yaml
 RUN_DIR = ".synthface-run"
 JOURNAL = "rows.jsonl"
 RUN_INFO = "run.json"
+TIMING = "timing.json"  # stage timings of the last run (kept out of report.json, which is deterministic)
 
 
 class GenerateError(RuntimeError):
@@ -68,12 +70,14 @@ def run_generate(scenario: Scenario, options: GenerateOptions) -> GenerateResult
     from synthface.report import build_report, write_report
 
     workers = worker_count(options.workers)
+    started = time.perf_counter()
     model_path = resolve_model_path(options.landmarker)
     cache = LandmarkCache(options.cache_dir, model_path)
     library = MaskLibrary.load(options.mask_dirs)
     faces, pool_report = build_pool(scenario, scenario.sources, cache, workers, model_path, options.quiet)
     if not faces:
         raise GenerateError(f"no usable face in the pool ({pool_report.n_inputs} inputs; reasons: {pool_report.reasons()})")
+    pool_seconds = time.perf_counter() - started
     plan = build_plan(scenario, faces)
     if scenario.balance.on_shortfall == "error":
         shortfall = build_report(scenario, plan, pool_report, None, []).get("shortfall", [])
@@ -88,7 +92,9 @@ def run_generate(scenario: Scenario, options: GenerateOptions) -> GenerateResult
     journal = out / RUN_DIR / JOURNAL
     done, failures = read_journal(journal, out)
     todo = [spec for spec in samples if spec.sample_id not in done]
+    render_started = time.perf_counter()
     rendered = render_all(scenario, plan, library, options.mask_dirs, cache, out, todo, workers, journal, failures, options.quiet)
+    render_seconds = time.perf_counter() - render_started
 
     rows = [row for spec in samples for row in done.get(spec.sample_id, [])] + rendered
     table = finalise_table(rows)
@@ -100,6 +106,9 @@ def run_generate(scenario: Scenario, options: GenerateOptions) -> GenerateResult
         from synthface.preview import contact_sheet
 
         contact_sheet(out, table, scenario.preview_samples)
+    timing = {"workers": workers, "pool_seconds": pool_seconds, "render_seconds": render_seconds, "rendered_samples": len(todo),
+              "rendered_images": len(rendered), "total_seconds": time.perf_counter() - started}
+    atomic_write_bytes(out / RUN_DIR / TIMING, json.dumps(timing, indent=1).encode())
     return GenerateResult(plan, pool_report, report, out, rendered=len(todo), reused=len(samples) - len(todo), failures=failures)
 
 
