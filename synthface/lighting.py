@@ -1,0 +1,508 @@
+"""Controlled lighting: a scenario's `lighting:` section -> per-sample parameters -> a relit image.
+
+Three steps, so a plan can record what it will do before any pixel is touched:
+
+1. :class:`LightingConfig` (pydantic) validates the YAML: named presets and/or `[low, high]` ranges.
+2. :func:`sample_lighting` draws one :class:`LightingParams` per sample (flat numbers, stored as
+   `lighting_*` metadata columns).
+3. :func:`apply_lighting` relights an aligned face image with those numbers. The face's shape
+   comes from its 478 landmarks: their depths are splatted onto a coarse grid and smoothed into a
+   height field whose gradient gives a normal per pixel; a Lambert key light plus ambient fill
+   shades it, relative to the photo's own lighting (the face's mean brightness is kept, only its
+   distribution changes). Colour temperature is a white-balance cast; blur and sensor noise come
+   from albumentations. JPEG quality is carried in the parameters for the writer.
+
+Gains are applied in linear light (a 2.2 power law), so a doubling of light reads as one.
+Everything is deterministic: the same parameters give the same bytes.
+See docs/lighting.md for every key and the shading formulas.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from functools import lru_cache
+from typing import Annotated, Any, Mapping
+
+import numpy as np
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
+
+GAMMA = 2.2
+NEUTRAL_KELVIN = 6500.0  # the colour temperature that leaves colours unchanged (D65 white)
+METADATA_PREFIX = "lighting_"
+
+
+# --- configuration ------------------------------------------------------------------------------
+
+
+def _as_range(value: Any) -> Any:
+    """A single number means a fixed value: 3 -> [3, 3]."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (value, value)
+    return value
+
+
+Range = Annotated[tuple[float, float], BeforeValidator(_as_range)]
+IntRange = Annotated[tuple[int, int], BeforeValidator(_as_range)]
+
+# Physical (or sensible) limits of each range field: (lowest allowed, highest allowed).
+BOUNDS: dict[str, tuple[float, float]] = {
+    "intensity": (0.05, 4.0),
+    "azimuth": (-90.0, 90.0),
+    "elevation": (-90.0, 90.0),
+    "directional": (0.0, 2.0),
+    "ambient": (0.0, 1.0),
+    "shadow": (0.0, 1.0),
+    "color_temperature": (2000.0, 12000.0),
+    "noise_std": (0.0, 50.0),
+    "blur_sigma": (0.0, 5.0),
+    "jpeg_quality": (1, 100),
+}
+
+
+class LightingRanges(BaseModel):
+    """The ranges a sample's lighting is drawn from (uniformly). Unset = taken from the preset or default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    intensity: Range | None = Field(
+        None, description="Overall light gain in linear light (1 = as photographed, 0.5 = one stop darker). Bounds 0.05..4."
+    )
+    azimuth: Range | None = Field(
+        None,
+        description="Horizontal direction of the key light in degrees: 0 = from the camera, -90 = from the image's left, "
+        "+90 = from the image's right. Bounds -90..90 (lights behind the head are not modelled).",
+    )
+    elevation: Range | None = Field(
+        None, description="Vertical direction of the key light in degrees: 0 = level with the face, +90 = from straight above, -90 = from below."
+    )
+    mirror_azimuth: bool | None = Field(
+        None, description="Flip the drawn azimuth's sign with probability 1/2, so e.g. azimuth [60, 85] lights either side."
+    )
+    directional: Range | None = Field(
+        None, description="Strength of the directional key light relative to `ambient` (0 = flat light). Bounds 0..2."
+    )
+    ambient: Range | None = Field(
+        None, description="Non-directional fill light; with `directional` it sets the contrast between lit and unlit sides. Bounds 0..1."
+    )
+    shadow: Range | None = Field(
+        None, description="Darkening of the face's far side, where it turns away from the key light (0 = none, 1 = black). Bounds 0..1."
+    )
+    color_temperature: Range | None = Field(
+        None, description="Colour temperature of the light in kelvin: 6500 = neutral, lower = warmer (redder), higher = cooler (bluer). Bounds 2000..12000."
+    )
+    noise_std: Range | None = Field(
+        None, description="Standard deviation of Gaussian sensor noise in 8-bit levels (0..255 scale). Bounds 0..50."
+    )
+    blur_probability: float | None = Field(
+        None, ge=0.0, le=1.0, description="Probability that a sample is blurred (Gaussian, out of focus)."
+    )
+    blur_sigma: Range | None = Field(None, description="Gaussian blur sigma in pixels when a sample is blurred. Bounds 0..5.")
+    jpeg_quality: IntRange | None = Field(
+        None, description="JPEG quality the writer encodes the image with. Bounds 1..100."
+    )
+
+    @field_validator(
+        "intensity", "azimuth", "elevation", "directional", "ambient", "shadow",
+        "color_temperature", "noise_std", "blur_sigma", "jpeg_quality",
+    )
+    @classmethod
+    def _check_range(cls, value: tuple[float, float] | None, info: ValidationInfo) -> tuple[float, float] | None:
+        if value is None:
+            return None
+        low, high = value
+        lowest, highest = BOUNDS[info.field_name]
+        if low > high:
+            raise ValueError(f"expected [low, high] with low <= high, got [{low}, {high}]")
+        if low < lowest or high > highest:
+            raise ValueError(f"expected values within [{lowest}, {highest}], got [{low}, {high}]")
+        return value
+
+
+# Values used where neither the scenario nor its preset sets a key: mild, realistic variation.
+DEFAULTS: dict[str, Any] = {
+    "intensity": (0.85, 1.15),
+    "azimuth": (-45.0, 45.0),
+    "elevation": (0.0, 40.0),
+    "mirror_azimuth": False,
+    "directional": (0.3, 0.6),
+    "ambient": (0.4, 0.7),
+    "shadow": (0.0, 0.3),
+    "color_temperature": (4500.0, 7500.0),
+    "noise_std": (0.0, 4.0),
+    "blur_probability": 0.15,
+    "blur_sigma": (0.4, 1.2),
+    "jpeg_quality": (80, 95),
+}
+
+# Named lighting conditions. A preset sets some keys; the scenario's own keys override it.
+PRESETS: dict[str, dict[str, Any]] = {
+    "studio": {  # soft, even, near-frontal key; clean capture
+        "intensity": (0.95, 1.05), "azimuth": (-20.0, 20.0), "elevation": (10.0, 30.0), "directional": (0.2, 0.4),
+        "ambient": (0.6, 0.8), "shadow": (0.0, 0.1), "color_temperature": (5200.0, 5800.0), "noise_std": (0.0, 1.5),
+        "blur_probability": 0.0, "jpeg_quality": (90, 95),
+    },
+    "daylight": {  # sun or sky from above and to a side, cool-neutral
+        "intensity": (0.9, 1.2), "azimuth": (-60.0, 60.0), "elevation": (20.0, 60.0), "directional": (0.5, 0.9),
+        "ambient": (0.3, 0.5), "shadow": (0.1, 0.35), "color_temperature": (5500.0, 7500.0), "noise_std": (0.0, 3.0),
+        "blur_probability": 0.1, "blur_sigma": (0.3, 0.8), "jpeg_quality": (80, 95),
+    },
+    "indoor_warm": {  # tungsten/warm LED room light, a little dim and noisy
+        "intensity": (0.7, 0.95), "azimuth": (-45.0, 45.0), "elevation": (0.0, 40.0), "directional": (0.3, 0.6),
+        "ambient": (0.4, 0.6), "shadow": (0.1, 0.3), "color_temperature": (3000.0, 4000.0), "noise_std": (2.0, 6.0),
+        "blur_probability": 0.2, "blur_sigma": (0.4, 1.0), "jpeg_quality": (70, 90),
+    },
+    "dim": {  # low light: dark, noisy, often soft
+        "intensity": (0.4, 0.65), "azimuth": (-60.0, 60.0), "elevation": (-10.0, 40.0), "directional": (0.2, 0.5),
+        "ambient": (0.3, 0.5), "shadow": (0.1, 0.4), "color_temperature": (3000.0, 4500.0), "noise_std": (5.0, 12.0),
+        "blur_probability": 0.3, "blur_sigma": (0.5, 1.2), "jpeg_quality": (60, 85),
+    },
+    "harsh_side": {  # one hard light from the far left or right, deep shadow on the other side
+        "intensity": (0.9, 1.2), "azimuth": (55.0, 85.0), "mirror_azimuth": True, "elevation": (0.0, 30.0),
+        "directional": (0.9, 1.3), "ambient": (0.05, 0.2), "shadow": (0.5, 0.8), "color_temperature": (4500.0, 6000.0),
+        "noise_std": (0.0, 3.0), "blur_probability": 0.0, "jpeg_quality": (80, 95),
+    },
+    "mixed": {  # wide ranges covering all of the above
+        "intensity": (0.45, 1.25), "azimuth": (-85.0, 85.0), "elevation": (-15.0, 60.0), "directional": (0.1, 1.2),
+        "ambient": (0.1, 0.8), "shadow": (0.0, 0.7), "color_temperature": (2700.0, 8000.0), "noise_std": (0.0, 10.0),
+        "blur_probability": 0.25, "blur_sigma": (0.3, 1.5), "jpeg_quality": (60, 95),
+    },
+}
+for _name, _values in {"defaults": DEFAULTS, **PRESETS}.items():
+    LightingRanges(**_values)  # a typo in the tables above fails at import, not mid-run
+
+
+class LightingConfig(LightingRanges):
+    """The scenario's `lighting:` section. Keys left unset come from the preset, else from DEFAULTS."""
+
+    enabled: bool = Field(
+        True, description="false turns the lighting model off (images keep their lighting; jpeg_quality still applies)."
+    )
+    preset: str | dict[str, float] | None = Field(
+        None,
+        description=f"A named condition ({', '.join(PRESETS)}) or a mapping name -> weight to draw one per sample.",
+    )
+
+    @field_validator("preset")
+    @classmethod
+    def _check_preset(cls, value: str | dict[str, float] | None) -> str | dict[str, float] | None:
+        names = [value] if isinstance(value, str) else list(value or {})
+        unknown = [name for name in names if name not in PRESETS]
+        if unknown:
+            raise ValueError(f"unknown preset(s) {unknown}; expected one of {list(PRESETS)}")
+        if isinstance(value, dict):
+            if any(not math.isfinite(w) or w < 0 for w in value.values()) or sum(value.values()) <= 0:
+                raise ValueError(f"preset weights must be >= 0 with a positive sum, got {value}")
+        return value
+
+    def preset_weights(self) -> dict[str, float]:
+        """Preset name -> probability ({"custom": 1} when no preset is named)."""
+        if self.preset is None:
+            return {"custom": 1.0}
+        if isinstance(self.preset, str):
+            return {self.preset: 1.0}
+        total = sum(self.preset.values())
+        return {name: weight / total for name, weight in self.preset.items() if weight > 0}
+
+    def resolved(self, preset: str) -> dict[str, Any]:
+        """The ranges in force for one preset: defaults, then the preset, then this section's own keys."""
+        own = {name: getattr(self, name) for name in LightingRanges.model_fields if getattr(self, name) is not None}
+        return DEFAULTS | PRESETS.get(preset, {}) | own
+
+
+# --- per-sample parameters ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LightingParams:
+    """The lighting of one sample: flat numbers, recorded as `lighting_*` metadata columns."""
+
+    preset: str
+    intensity: float
+    azimuth: float  # degrees, see LightingRanges.azimuth
+    elevation: float  # degrees
+    directional: float
+    ambient: float
+    shadow: float
+    color_temperature: float  # kelvin
+    noise_std: float  # 8-bit levels
+    blur_sigma: float  # pixels; 0 = not blurred
+    jpeg_quality: int
+    noise_seed: int
+
+    @classmethod
+    def neutral(cls, jpeg_quality: int = 95) -> LightingParams:
+        """Parameters that leave the image unchanged."""
+        return cls("none", 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, NEUTRAL_KELVIN, 0.0, 0.0, jpeg_quality, 0)
+
+    def direction(self) -> np.ndarray:
+        """Unit vector from the face toward the key light, in image axes: x right, y down, z toward the camera."""
+        azimuth, elevation = math.radians(self.azimuth), math.radians(self.elevation)
+        return np.array(
+            [math.sin(azimuth) * math.cos(elevation), -math.sin(elevation), math.cos(azimuth) * math.cos(elevation)]
+        )
+
+    def as_metadata(self) -> dict[str, float | int | str]:
+        """{'lighting_intensity': 1.02, ...}: one primitive column per parameter."""
+        return {f"{METADATA_PREFIX}{name}": value for name, value in asdict(self).items()}
+
+    @classmethod
+    def from_metadata(cls, row: Mapping[str, Any]) -> LightingParams:
+        """Rebuild the parameters from a metadata row (to re-render a sample exactly)."""
+        values = {}
+        for field in fields(cls):
+            value = row[f"{METADATA_PREFIX}{field.name}"]
+            values[field.name] = str(value) if field.type == "str" else int(value) if field.type == "int" else float(value)
+        return cls(**values)
+
+
+def sample_lighting(cfg: LightingConfig, rng: np.random.Generator) -> LightingParams:
+    """Draw one sample's lighting. The draw sequence is fixed (every value is always drawn), so
+    changing one range never shifts the values drawn for the others."""
+    weights = cfg.preset_weights()
+    names = list(weights)
+    preset = names[min(int(np.searchsorted(np.cumsum(list(weights.values())), rng.random(), side="right")), len(names) - 1)]
+    r = cfg.resolved(preset)
+
+    def uniform(key: str, digits: int) -> float:
+        low, high = r[key]
+        return round(float(rng.uniform(low, high)), digits)
+
+    intensity = uniform("intensity", 3)
+    azimuth = uniform("azimuth", 1)
+    if rng.random() < 0.5 and r["mirror_azimuth"]:
+        azimuth = -azimuth
+    elevation = uniform("elevation", 1)
+    directional = uniform("directional", 3)
+    ambient = uniform("ambient", 3)
+    shadow = uniform("shadow", 3)
+    kelvin = float(round(rng.uniform(*r["color_temperature"]) / 10) * 10)
+    noise_std = uniform("noise_std", 2)
+    blurred = rng.random() < r["blur_probability"]
+    blur_sigma = uniform("blur_sigma", 2)
+    jpeg_low, jpeg_high = r["jpeg_quality"]
+    jpeg_quality = int(rng.integers(jpeg_low, jpeg_high + 1))
+    noise_seed = int(rng.integers(0, 2**31 - 1))
+    if not cfg.enabled:
+        return LightingParams.neutral(jpeg_quality)
+    return LightingParams(
+        preset=preset,
+        intensity=intensity,
+        azimuth=azimuth + 0.0,  # no "-0.0" in the metadata
+        elevation=elevation,
+        directional=directional,
+        ambient=ambient,
+        shadow=shadow,
+        color_temperature=kelvin,
+        noise_std=noise_std,
+        blur_sigma=blur_sigma if blurred else 0.0,
+        jpeg_quality=jpeg_quality,
+        noise_seed=noise_seed,
+    )
+
+
+# --- colour temperature -------------------------------------------------------------------------
+
+# CIE XYZ -> linear sRGB (IEC 61966-2-1).
+_XYZ_TO_SRGB = np.array([[3.2406, -1.5372, -0.4986], [-0.9689, 1.8758, 0.0415], [0.0557, -0.2040, 1.0570]])
+_LUMA = np.array([0.2126, 0.7152, 0.0722])
+
+
+def _planckian_rgb(kelvin: float) -> np.ndarray:
+    """Linear sRGB of a black body at `kelvin` (Y = 1), via Kim et al.'s (2002) cubic fit of the
+    Planckian locus in CIE 1931 xy, valid for 1667..25000 K."""
+    t = float(kelvin)
+    if t <= 4000:
+        x = -0.2661239e9 / t**3 - 0.2343589e6 / t**2 + 0.8776956e3 / t + 0.179910
+    else:
+        x = -3.0258469e9 / t**3 + 2.1070379e6 / t**2 + 0.2226347e3 / t + 0.240390
+    if t <= 2222:
+        y = -1.1063814 * x**3 - 1.34811020 * x**2 + 2.18555832 * x - 0.20219683
+    elif t <= 4000:
+        y = -0.9549476 * x**3 - 1.37418593 * x**2 + 2.09137015 * x - 0.16748867
+    else:
+        y = 3.0817580 * x**3 - 5.87338670 * x**2 + 3.75112997 * x - 0.37001483
+    xyz = np.array([x / y, 1.0, (1.0 - x - y) / y])
+    return np.clip(_XYZ_TO_SRGB @ xyz, 1e-3, None)
+
+
+@lru_cache(maxsize=4096)
+def white_balance_gains(kelvin: float) -> tuple[float, float, float]:
+    """Linear-light RGB gains of a light at `kelvin` seen by a camera balanced for 6500 K.
+
+    Normalised to unit luminance, so colour temperature changes the hue, not the brightness.
+    """
+    if kelvin == NEUTRAL_KELVIN:
+        return (1.0, 1.0, 1.0)
+    gains = _planckian_rgb(kelvin) / _planckian_rgb(NEUTRAL_KELVIN)
+    gains /= float(_LUMA @ gains)
+    return tuple(float(g) for g in gains)
+
+
+# --- shading ------------------------------------------------------------------------------------
+
+GRID_CELLS = 56  # resolution of the shading grid across the padded face box; lighting is low-frequency
+BOX_PADDING = 0.35  # the grid covers the landmark box plus this share of the face size on each side
+RIM_OUT, RIM_SLOPE = 0.15, 2.5  # silhouette points: pushed 15% outward, falling back 2.5x as far as they move out
+SMOOTH_CELLS = 1.3  # Gaussian sigma (grid cells) turning the splatted depths into a smooth height field
+BLEND_CELLS = 2.0  # sigma of the seam between the landmark surface and the head ellipsoid around it
+# The head around the face (hair, ears, neck) as an ellipsoid, in units of the landmark box's width
+# and height: centre shifted up (the skull extends above the hairline), semi-axes.
+HEAD_SHIFT_UP, HEAD_HALF_WIDTH, HEAD_HALF_HEIGHT = 0.12, 0.62, 0.68
+HEAD_FADE = (0.85, 1.15)  # relighting fades from full to none between these ellipse radii (background beyond)
+WRAP = 0.25  # wrap lighting: skin scatters light a little past the terminator, softening it
+TERMINATOR = (0.15, 0.45)  # the self-shadow fades in where n.l drops below 0.15, fully below -0.3
+
+
+def face_shading(points: np.ndarray, params: LightingParams) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """Linear-light gain of the directional light over the face and head, on a coarse grid.
+
+    Returns (gain grid, (x0, y0, x1, y1) of the image box the grid spans). The gain is 1 on the
+    background and averages 1 over the face before the self-shadow (relighting moves brightness
+    across the face; `intensity` sets the overall level). Expects an upright face (as aligned).
+    """
+    import cv2
+
+    xy = points[:, :2].astype(np.float64)
+    height = -points[:, 2].astype(np.float64)  # toward the camera (MediaPipe z grows away from it)
+    low, high = xy.min(axis=0), xy.max(axis=0)
+    face_size = float(max(high - low))
+    side = face_size * (1 + 2 * BOX_PADDING)
+    origin = (low + high) / 2 - side / 2
+    cell = side / GRID_CELLS
+    grid_xy = (xy - origin) / cell
+    grid_h = height / cell
+
+    # Face surface from the landmarks, with the silhouette extended outward and back so the
+    # shading turns at the face's edges; normal = (-dh/dx, -dh/dy, 1), normalised.
+    hull_index = cv2.convexHull(grid_xy.astype(np.float32), returnPoints=False).ravel()
+    hull, hull_height = grid_xy[hull_index], grid_h[hull_index]
+    mid = grid_xy.mean(axis=0)
+    radius = np.linalg.norm(hull - mid, axis=1)
+    rim_xy = mid + (hull - mid) * (1 + RIM_OUT)
+    rim_h = hull_height - RIM_SLOPE * RIM_OUT * radius
+    weight, weighted_h = _splat(np.concatenate([grid_xy, rim_xy]), np.concatenate([grid_h, rim_h]), GRID_CELLS)
+    surface = cv2.GaussianBlur(weighted_h, (0, 0), SMOOTH_CELLS) / np.maximum(cv2.GaussianBlur(weight, (0, 0), SMOOTH_CELLS), 1e-6)
+    dh_dy, dh_dx = np.gradient(surface)
+    face_normal = np.stack([-dh_dx, -dh_dy, np.ones_like(surface)])
+
+    # Head ellipsoid around it: a sphere in coordinates scaled to the ellipse.
+    box_w, box_h = (high - low) / cell
+    cols = np.arange(GRID_CELLS, dtype=np.float64)  # cell i sits at grid coordinate i (as in _splat)
+    u = (cols[None, :] - ((low[0] + high[0]) / 2 - origin[0]) / cell) / (HEAD_HALF_WIDTH * box_w)
+    v = (cols[:, None] - ((low[1] + high[1]) / 2 - origin[1]) / cell + HEAD_SHIFT_UP * box_h) / (HEAD_HALF_HEIGHT * box_h)
+    u, v = np.broadcast_arrays(u, v)
+    r2 = u**2 + v**2
+    head_normal = np.stack([u, v, np.sqrt(np.maximum(1.0 - r2, 0.02))])
+    head_normal /= np.linalg.norm(head_normal, axis=0)
+
+    inside = np.zeros((GRID_CELLS, GRID_CELLS), np.float32)
+    cv2.fillConvexPoly(inside, np.round(hull).astype(np.int32), 1.0)
+    face_weight = np.clip(2.0 * cv2.GaussianBlur(inside, (0, 0), BLEND_CELLS), 0.0, 1.0)
+    face_normal /= np.linalg.norm(face_normal, axis=0)
+    normal = face_weight * face_normal + (1.0 - face_weight) * head_normal
+    n_dot_l = np.tensordot(params.direction(), normal, axes=1) / np.linalg.norm(normal, axis=0)
+
+    key = np.clip((n_dot_l + WRAP) / (1.0 + WRAP), 0.0, None)
+    shade = params.ambient + params.directional * key
+    mean_shade = float((shade * inside).sum() / max(float(inside.sum()), 1.0))
+    shade = shade / mean_shade if mean_shade > 1e-6 else np.ones_like(shade)
+    far_side = np.clip((TERMINATOR[0] - n_dot_l) / TERMINATOR[1], 0.0, 1.0)
+    shade *= 1.0 - params.shadow * far_side
+
+    head_weight = np.clip((HEAD_FADE[1] - np.sqrt(r2)) / (HEAD_FADE[1] - HEAD_FADE[0]), 0.0, 1.0)
+    relight = np.maximum(head_weight, face_weight)
+    gain = 1.0 + relight * (shade - 1.0)
+    x0, y0 = origin
+    return gain.astype(np.float32), (float(x0), float(y0), float(x0 + side), float(y0 + side))
+
+
+def _splat(xy: np.ndarray, values: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bilinear splat of scattered values onto a size x size grid: (sum of weights, sum of weight*value)."""
+    base = np.floor(xy).astype(np.int64)
+    frac = xy - base
+    weight = np.zeros(size * size)
+    weighted = np.zeros(size * size)
+    for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
+        cx, cy = base[:, 0] + dx, base[:, 1] + dy
+        w = (frac[:, 0] if dx else 1 - frac[:, 0]) * (frac[:, 1] if dy else 1 - frac[:, 1])
+        ok = (cx >= 0) & (cx < size) & (cy >= 0) & (cy < size)
+        index = cy[ok] * size + cx[ok]
+        weight += np.bincount(index, w[ok], size * size)
+        weighted += np.bincount(index, w[ok] * values[ok], size * size)
+    return weight.reshape(size, size).astype(np.float32), weighted.reshape(size, size).astype(np.float32)
+
+
+# --- applying it --------------------------------------------------------------------------------
+
+
+def apply_lighting(image_rgb: np.ndarray, points: np.ndarray, params: LightingParams) -> np.ndarray:
+    """Relight an RGB uint8 image whose face has the given (478, 3) landmarks (pixels; z like MediaPipe).
+
+    Order: directional shading and intensity and colour temperature (one multiplicative gain in
+    linear light), then lens blur, then sensor noise. JPEG encoding is left to the writer.
+    """
+    import cv2
+
+    if image_rgb.dtype != np.uint8 or image_rgb.ndim != 3 or image_rgb.shape[2] != 3:
+        raise ValueError(f"apply_lighting expects an HxWx3 uint8 RGB image, got {image_rgb.dtype} {image_rgb.shape}")
+    points = np.asarray(points)
+    if points.ndim != 2 or points.shape[1] != 3 or len(points) < 468:
+        raise ValueError(f"apply_lighting expects (478, 3) face-mesh landmarks, got shape {points.shape}")
+
+    height, width = image_rgb.shape[:2]
+    colour = np.array(white_balance_gains(params.color_temperature), np.float32) ** (1 / GAMMA)
+    relit = params.directional > 0 or params.shadow > 0
+    image = image_rgb
+    if relit or params.intensity != 1.0 or params.color_temperature != NEUTRAL_KELVIN:
+        gain = np.full((height, width), params.intensity ** (1 / GAMMA), np.float32)
+        if relit:
+            grid, box = face_shading(points, params)
+            _paste_face_gain(gain, (params.intensity * grid) ** (1 / GAMMA), box)
+        gain_rgb = cv2.merge([gain * colour[0], gain * colour[1], gain * colour[2]])
+        scaled = cv2.multiply(image_rgb.astype(np.float32), gain_rgb)
+        image = cv2.convertScaleAbs(scaled)  # rounds to nearest and saturates to 0..255
+
+    if params.blur_sigma > 0:
+        image = _blur_transform(params.blur_sigma)(image=image)["image"]
+    if params.noise_std > 0:
+        noise = _noise_transform(params.noise_std)
+        noise.set_random_seed(params.noise_seed)
+        image = noise(image=image)["image"]
+    return image if image is not image_rgb else image_rgb.copy()
+
+
+def _paste_face_gain(gain: np.ndarray, grid: np.ndarray, box: tuple[float, float, float, float]) -> None:
+    """Resample a gain grid spanning `box` into the image-sized gain where they overlap.
+
+    Outside the grid the gain keeps its value (the grid's border is that value already)."""
+    import cv2
+
+    height, width = gain.shape
+    x0, y0, x1, y1 = box
+    scale = GRID_CELLS / (x1 - x0)
+    left, top = max(int(math.floor(x0)), 0), max(int(math.floor(y0)), 0)
+    right, bottom = min(int(math.ceil(x1)), width), min(int(math.ceil(y1)), height)
+    if right <= left or bottom <= top:
+        return
+    # Grid coordinate of each overlapping pixel (cell i sits at grid coordinate i, as in _splat).
+    map_x = ((np.arange(left, right, dtype=np.float32) - x0) * scale)[None, :].repeat(bottom - top, 0)
+    map_y = ((np.arange(top, bottom, dtype=np.float32) - y0) * scale)[:, None].repeat(right - left, 1)
+    gain[top:bottom, left:right] = cv2.remap(grid, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+@lru_cache(maxsize=512)
+def _noise_transform(std: float):
+    """albumentations GaussNoise with a fixed std (given in 8-bit levels); seeded per call."""
+    import albumentations as A
+
+    level = std / 255.0
+    return A.GaussNoise(std_range=(level, level), mean_range=(0.0, 0.0), per_channel=True, p=1.0)
+
+
+@lru_cache(maxsize=512)
+def _blur_transform(sigma: float):
+    """albumentations GaussianBlur with a fixed sigma (kernel size derived from it)."""
+    import albumentations as A
+
+    return A.GaussianBlur(blur_limit=0, sigma_limit=(sigma, sigma), p=1.0)
