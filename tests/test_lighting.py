@@ -82,7 +82,13 @@ def test_same_parameters_same_bytes_and_seed_changes_noise(faces) -> None:
     reseeded = apply_lighting(image, points, params(**{**p.__dict__, "noise_seed": 8}))
     assert not np.array_equal(first, reseeded)
     # the noise has roughly the requested std (8-bit levels) on top of the same relit image
-    assert np.std(first.astype(np.float64) - reseeded.astype(np.float64)) == pytest.approx(6.0 * math.sqrt(2), rel=0.2)
+    difference = first.astype(np.float64) - reseeded.astype(np.float64)
+    assert np.std(difference) == pytest.approx(6.0 * math.sqrt(2), rel=0.2)
+    red_blue = np.corrcoef(difference[..., 0].ravel(), difference[..., 2].ravel())[0, 1]
+    assert red_blue > 0.95  # grain: the same noise on every channel (up to rounding and clipping)
+    colour = apply_lighting(image, points, params(**{**p.__dict__, "noise_per_channel": True}))
+    colour_difference = colour.astype(np.float64) - apply_lighting(image, points, params(**{**p.__dict__, "noise_std": 0.0}))
+    assert abs(np.corrcoef(colour_difference[..., 0].ravel(), colour_difference[..., 2].ravel())[0, 1]) < 0.2
 
 
 @pytest.mark.parametrize("face_index", [0, 1])
@@ -178,7 +184,7 @@ def test_metadata_columns_are_primitive_and_round_trip() -> None:
     p = sample_lighting(LightingConfig(preset="mixed"), np.random.default_rng(3))
     row = p.as_metadata()
     assert all(key.startswith("lighting_") for key in row)
-    assert all(type(value) in (int, float, str) for value in row.values())
+    assert all(type(value) in (int, float, str, bool) for value in row.values())
     assert {"lighting_intensity", "lighting_azimuth", "lighting_color_temperature", "lighting_jpeg_quality", "lighting_noise_seed"} <= set(row)
     assert LightingParams.from_metadata({k: str(v) for k, v in row.items()}) == p  # e.g. read back from CSV
 
@@ -198,6 +204,8 @@ def test_sampling_is_deterministic_and_within_ranges() -> None:
 
 def test_presets_and_overrides() -> None:
     rng = np.random.default_rng(0)
+    dim = sample_lighting(LightingConfig(preset="dim"), rng)
+    assert dim.noise_per_channel and not sample_lighting(LightingConfig(), rng).noise_per_channel
     warm = [sample_lighting(LightingConfig(preset="indoor_warm", noise_std=0), rng) for _ in range(30)]
     low, high = PRESETS["indoor_warm"]["color_temperature"]
     assert all(low <= p.color_temperature <= high and p.noise_std == 0 and p.preset == "indoor_warm" for p in warm)
