@@ -1,0 +1,252 @@
+"""Fit one mask to one face: warp its face-space template onto the image, add straps and a contact shadow.
+
+Steps, all on the mask's bounding box only:
+1. thin-plate spline image -> face space from ~64 lower-face landmarks (bends over the nose,
+   wraps the jaw, compresses the far side under yaw);
+2. wear style, size and vertical offset as one affine in face space;
+3. the coloured template (see `template.py`) pulled through the map with one `cv2.remap`;
+4. clipped to the face contour plus the type's margin, straps drawn toward the ears (the far
+   one hidden behind a turned head), a soft contact shadow on the skin, then composited.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from synthface import facemesh
+from synthface.maskfit.appearance import MaskParams
+from synthface.maskfit.canonical import canonical_face
+from synthface.maskfit.definitions import MaskDefinition, Valve
+from synthface.maskfit.template import LEVELS, colourise, static_template
+from synthface.maskfit.warp import (
+    MaskFitError,
+    ThinPlateSpline,
+    clip_polygon,
+    control_indices,
+    face_scale,
+    face_to_image,
+    far_side,
+    head_rotation,
+)
+
+GRID_STEP_UNITS = 0.12  # coarse map spacing in face units (about 7 px on a 224 px crop)
+SPLINE_SMOOTHING = 0.1
+SHADOW_STRENGTH = 0.35
+CHIN_WEAR_BOTTOM_MARGIN = 0.5  # face units below the chin that a mask worn on the chin may cover
+
+
+@dataclass
+class MaskRender:
+    """The composited image, the pixels the mask covers, and their share of the face oval."""
+
+    image: np.ndarray  # HxWx3 uint8 RGB
+    occlusion: np.ndarray  # HxW bool
+    occluded_fraction: float  # covered share of the FACE_OVAL area
+    alpha: np.ndarray  # HxW float32 coverage (anti-aliased occlusion)
+
+
+def _hex_rgb(text: str) -> tuple[int, int, int]:
+    return tuple(int(text[i:i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
+
+
+def wear_transform(definition: MaskDefinition, params: MaskParams) -> np.ndarray:
+    """2x3 affine from face space to the template's own space (its outline as defined = proper wear).
+
+    nose_exposed slides the mask down until its top edge sits between the nose tip and the upper lip;
+    chin slides it under the lower lip and bunches it vertically; strap_loose tilts it toward the
+    loose side. Size scales about the mask's centre; vertical_offset shifts it.
+    """
+    face = canonical_face()
+    top = min(y for x, y in definition.outline if x == 0)
+    bottom = max(y for x, y in definition.outline if x == 0)
+    centre = np.array([0.0, (top + bottom) / 2])
+    shift = params.vertical_offset
+    squash = 1.0
+    angle = 0.0
+    if params.wear_style == "nose_exposed":
+        target = 0.3 * face[facemesh.NOSE_TIP, 1] + 0.7 * face[facemesh.UPPER_LIP_TOP, 1] - 0.04
+        shift += max(target - top, 0.0)
+    elif params.wear_style == "chin":
+        target = face[facemesh.LOWER_LIP_BOTTOM, 1] + 0.03
+        squash = 0.85
+        shift += max(target - (centre[1] + (top - centre[1]) * squash), 0.0)
+    elif params.wear_style == "strap_loose":
+        angle = 5.0 * params.loose_side  # the loose side drops
+        shift += 0.05
+    # face point p -> template point q:  p = R S (q - c) + c + shift  =>  q = S^-1 R^-1 (p - c - shift) + c
+    theta = np.radians(angle)
+    rotation = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    scale = np.diag([params.size, params.size * squash])
+    forward = rotation @ scale
+    inverse = np.linalg.inv(forward)
+    offset = centre - inverse @ (centre + np.array([0.0, shift]))
+    return np.hstack([inverse, offset[:, None]])
+
+
+def _check_points(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    points = np.asarray(points, np.float64)
+    if points.shape != (facemesh.NUM_LANDMARKS, 3):
+        raise MaskFitError(f"expected ({facemesh.NUM_LANDMARKS}, 3) landmarks, got {points.shape}")
+    if not np.all(np.isfinite(points)):
+        raise MaskFitError("landmarks contain NaN or infinite values")
+    scale = face_scale(points)
+    if scale < 4:
+        raise MaskFitError(f"face too small or degenerate for a mask (cheek distance {2 * scale:.1f} px)")
+    oval = points[list(facemesh.FACE_OVAL), :2]
+    if cv2.contourArea(oval.astype(np.float32)) < 0.5 * scale ** 2:
+        raise MaskFitError("face contour is collapsed (area near zero)")
+    height, width = shape
+    x0, y0 = oval.min(0)
+    x1, y1 = oval.max(0)
+    if x1 < 0 or y1 < 0 or x0 >= width or y0 >= height:
+        raise MaskFitError("face lies outside the image")
+    return points
+
+
+def _strap_paths(definition: MaskDefinition, params: MaskParams, to_template: np.ndarray) -> list[tuple[np.ndarray, int]]:
+    """Strap centre lines in face space, each with its side (+1 subject's left, -1 right)."""
+    kind = definition.straps.kind
+    if kind == "none":
+        return []
+    outline = np.asarray(definition.outline, np.float64)
+    # Face point of a template point: invert the wear transform.
+    forward = np.linalg.inv(np.vstack([to_template, [0, 0, 1]]))[:2]
+    widest = outline[np.argmax(outline[:, 0])]
+    upper = outline[outline[:, 1] <= widest[1]]
+    top_corner = upper[np.argmax(upper[:, 0])]
+    lower = outline[outline[:, 1] > widest[1]]
+    bottom_corner = lower[np.argmax(lower[:, 0])] if len(lower) else widest
+    paths = []
+    for side in (1, -1):
+        if kind == "head_straps":
+            starts = [top_corner + np.array([-0.05, 0.12]), bottom_corner + np.array([-0.05, -0.15])]
+            ends = [np.array([1.06, 0.1]), np.array([1.0, 1.15])]
+        elif kind == "ties":
+            starts, ends = [top_corner], [np.array([1.08, 0.2])]
+        else:  # ear loops: from the corners to the top and the bottom of the ear
+            starts = [top_corner + np.array([-0.02, 0.04]), bottom_corner + np.array([-0.02, -0.04])]
+            ends = [np.array([1.05, 0.3]), np.array([1.03, 0.8])]
+        for index, (start, end) in enumerate(zip(starts, ends)):
+            start_face = forward @ np.array([start[0], start[1], 1.0])
+            if params.loose_side == side and index == len(starts) - 1:
+                # A loose strap hangs from its attachment in a sagging curve below the chin.
+                end = np.array([0.55, 1.95])
+                control = (start_face + end) / 2 + np.array([0.1, 0.35])
+            else:
+                control = (start_face + end) / 2 + np.array([0.0, -0.05 if index == 0 else 0.05])
+            t = np.linspace(0, 1, 12)[:, None]
+            curve = (1 - t) ** 2 * start_face + 2 * (1 - t) * t * control + t ** 2 * end
+            paths.append((curve * np.array([side, 1.0]), side))
+    return paths
+
+
+def _draw_straps(paths: list[tuple[np.ndarray, int]], definition: MaskDefinition, params: MaskParams, points: np.ndarray,
+                 image_xy: np.ndarray, scale: float, corner: tuple[int, int], clip: np.ndarray, alpha: np.ndarray,
+                 colour: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Add ear loops / head straps under the mask body; the far strap is skipped on a turned head."""
+    box_h, box_w = alpha.shape
+    far, turn = far_side(points)
+    strap_rgb = (np.asarray(params.color, np.float32) * 0.55 + 255 * 0.45 if definition.straps.color == "body"
+                 else np.asarray(_hex_rgb(definition.straps.color), np.float32))
+    layer = np.zeros((box_h, box_w), np.uint8)
+    thickness = max(int(round(definition.straps.width * scale)), 1)
+    kept = [curve for curve, side in paths if not (side == far and turn > 0.2)]
+    if not kept:
+        return alpha, colour
+    pixels = face_to_image(image_xy, np.concatenate(kept)) * scale - corner
+    for curve in np.split(pixels, len(kept)):
+        cv2.polylines(layer, [np.round(curve * 16).astype(np.int32)], False, 255, thickness=thickness,
+                      lineType=cv2.LINE_AA, shift=4)
+    strap = cv2.multiply(layer.astype(np.float32), clip.astype(np.float32), scale=1 / 255 ** 2) * (1 - alpha)
+    # A round cord is darker at its rims than along its middle.
+    core = cv2.GaussianBlur(strap, (0, 0), max(thickness * 0.35, 0.5))
+    shade = np.clip(0.75 + 0.35 * core, 0.6, 1.05) * strap
+    strap_colour = cv2.merge([shade * float(c) for c in strap_rgb])
+    total = alpha + strap
+    colour = (colour * cv2.merge([alpha] * 3) + strap_colour) / cv2.merge([np.maximum(total, 1e-6)] * 3)
+    return total, colour
+
+
+def fit_mask(image_rgb: np.ndarray, points: np.ndarray, definition: MaskDefinition, params: MaskParams,
+             light_direction: np.ndarray) -> MaskRender:
+    """Composite `definition` worn as `params` says onto the face whose 478 landmarks are `points` (pixels)."""
+    if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or image_rgb.dtype != np.uint8:
+        raise ValueError(f"image must be HxWx3 uint8 RGB, got {image_rgb.shape} {image_rgb.dtype}")
+    height, width = image_rgb.shape[:2]
+    points = _check_points(points, (height, width))
+    scale = face_scale(points)
+    light = np.asarray(light_direction, np.float64)
+    light = light / (np.linalg.norm(light) + 1e-12)
+
+    # 1. Image -> face space spline, and where the mask may draw.
+    indices = control_indices()
+    canonical = canonical_face()
+    image_xy = points[indices, :2] / scale
+    to_face = ThinPlateSpline(image_xy, canonical[indices, :2], SPLINE_SMOOTHING)
+    bottom_margin = definition.margin.bottom
+    if params.wear_style == "chin":
+        bottom_margin = max(bottom_margin, CHIN_WEAR_BOTTOM_MARGIN)  # pulled down, it hangs under the jaw
+    polygon = clip_polygon(points, definition.margin.side, bottom_margin)
+    x0, y0 = np.floor(np.maximum(polygon.min(0), 0)).astype(int)
+    x1, y1 = np.ceil(np.minimum(polygon.max(0) + 1, [width, height])).astype(int)
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        raise MaskFitError("the face's lower half is not inside the image")
+    box_w, box_h = x1 - x0, y1 - y0
+
+    # 2. Coarse grid, placed so that cv2.resize's pixel-centre sampling reproduces it exactly.
+    step = max(GRID_STEP_UNITS * scale, 2.0)
+    grid_w, grid_h = max(int(np.ceil(box_w / step)), 2), max(int(np.ceil(box_h / step)), 2)
+    gx = x0 + (np.arange(grid_w) + 0.5) * box_w / grid_w - 0.5
+    gy = y0 + (np.arange(grid_h) + 0.5) * box_h / grid_h - 0.5
+    grid = np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2)
+    face_xy = to_face(grid / scale)
+
+    level = next((lv for lv in LEVELS if lv >= 0.9 * scale), LEVELS[-1])
+    template = static_template(definition, level)
+    to_template = wear_transform(definition, params)
+    template_xy = face_xy @ to_template[:, :2].T + to_template[:, 2]
+    template_px = (template_xy - template.origin) * template.ppu
+    maps = template_px.reshape(grid_h, grid_w, 2).astype(np.float32)
+    maps = cv2.resize(maps, (box_w, box_h), interpolation=cv2.INTER_LINEAR)
+
+    # 3. Colour the template for this sample and light (light in face space), then warp it.
+    rotation = head_rotation(points, indices)
+    light_face = rotation.T @ light
+    valve_colour = None
+    for feature in definition.relief:
+        if isinstance(feature, Valve):
+            valve_colour = params.color if feature.color == "body" else _hex_rgb(feature.color)
+    rgba = colourise(template, params, light_face, definition.material.shading, valve_colour)
+    warped = cv2.remap(rgba, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+    clip = np.zeros((box_h, box_w), np.uint8)
+    cv2.fillPoly(clip, [np.round((polygon - [x0, y0]) * 16).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=4)
+    alpha = cv2.multiply(warped[..., 3], clip.astype(np.float32), scale=1 / 255)
+    colour = cv2.merge(cv2.split(warped)[:3])
+
+    # 4. Straps, drawn in image space along face-space curves.
+    paths = _strap_paths(definition, params, to_template)
+    if paths:
+        alpha, colour = _draw_straps(paths, definition, params, points, image_xy, scale, (x0, y0), clip, alpha, colour)
+
+    # 5. Contact shadow: the mask stands off the skin, so its edge casts a soft shadow away from the light.
+    offset = np.clip(-light[:2] / max(light[2], 0.3), -2, 2) * 0.025 * scale
+    shift = np.float32([[1, 0, offset[0]], [0, 1, offset[1] + 0.01 * scale]])
+    cast = cv2.warpAffine(alpha, shift, (box_w, box_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    cast = cv2.GaussianBlur(cast, (0, 0), max(0.03 * scale, 0.8))
+    uncovered = 1 - alpha
+    skin_weight = uncovered * (1 - SHADOW_STRENGTH * cast * uncovered)
+    box = image_rgb[y0:y1, x0:x1].astype(np.float32)
+    blended = box * cv2.merge([skin_weight] * 3) + colour * cv2.merge([alpha] * 3)
+
+    out = image_rgb.copy()
+    out[y0:y1, x0:x1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+    full_alpha = np.zeros((height, width), np.float32)
+    full_alpha[y0:y1, x0:x1] = alpha
+    occlusion = full_alpha > 0.5
+    oval = facemesh.polygon_mask(points, facemesh.FACE_OVAL, (height, width))
+    fraction = float((occlusion & oval).sum() / max(oval.sum(), 1))
+    return MaskRender(out, occlusion, fraction, full_alpha)

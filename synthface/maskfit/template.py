@@ -1,0 +1,314 @@
+"""Mask templates drawn in face space: static layers cached per type, coloured per sample.
+
+`StaticTemplate` holds what never changes for a type at a given resolution (outline alpha,
+relief normals, creases, seams, region layers, fabric noise). `colourise` turns it into an
+RGBA image for one sample's colours, pattern, texture strength and light; the fit then warps
+that image onto the face.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import cv2
+import numpy as np
+
+from synthface.maskfit.appearance import MaskParams
+from synthface.maskfit.definitions import Dome, Fold, Hem, MaskDefinition, Pleats, Ribs, Valve, Window, Wire
+
+# Template resolutions in pixels per face unit; a fit picks the smallest one that is at least
+# 0.9x the face's own pixels per unit, so a 224 px crop (55-66 px per unit) uses 60.
+LEVELS = (36, 60, 96, 160, 256)
+NOISE_PAD = 32  # extra noise border so each sample can take a shifted window
+# The face seen from the front is roughly a cylinder of this radius (face units): fabric drawn
+# evenly on the surface looks compressed toward the cheeks, as printed patterns on a real mask do.
+FACE_RADIUS = 1.2
+
+
+def surface_u(x: np.ndarray) -> np.ndarray:
+    """Arc length from the midline over the face cylinder for a frontal x (face units)."""
+    return FACE_RADIUS * np.arcsin(np.clip(x / FACE_RADIUS, -0.995, 0.995))
+
+
+@dataclass
+class StaticTemplate:
+    """Per-type, per-resolution layers in face space (all HxW float32 unless noted)."""
+
+    ppu: float  # template pixels per face unit
+    origin: np.ndarray  # face-space (x, y) of template pixel (0, 0)
+    x: np.ndarray  # face-space coordinates of each template pixel
+    y: np.ndarray
+    u: np.ndarray  # distance along the face's surface from the midline (patterns and texture follow it)
+    alpha: np.ndarray  # body coverage, anti-aliased
+    normals: np.ndarray  # HxWx3 relief normals in face space (z toward the camera)
+    crease: np.ndarray  # multiplicative darkening of folds, seams and stitches (1 = none)
+    valve: np.ndarray  # valve coverage
+    window: np.ndarray  # clear-window coverage (see-through)
+    gloss: np.ndarray  # specular strength
+    noise: np.ndarray  # (H + 2 pad) x (W + 2 pad) fabric texture, zero mean, unit-ish std
+    outline: np.ndarray  # (K, 2) closed outline polygon in face space
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.alpha.shape
+
+
+def outline_polygon(definition: MaskDefinition, samples_per_segment: int = 12) -> np.ndarray:
+    """The closed outline in face space: the right half mirrored, rounded by a Catmull-Rom spline if `smooth`."""
+    half = np.asarray(definition.outline, np.float64)
+    # Right side runs top -> bottom; the left side is its mirror, bottom -> top, without repeating the midline ends.
+    ring = np.concatenate([half, (half[-2:0:-1] * np.array([-1.0, 1.0]))])
+    if not definition.smooth:
+        return ring
+    n = len(ring)
+    t = np.linspace(0, 1, samples_per_segment, endpoint=False)[:, None]
+    pieces = []
+    for i in range(n):
+        p0, p1, p2, p3 = ring[(i - 1) % n], ring[i], ring[(i + 1) % n], ring[(i + 2) % n]
+        pieces.append(0.5 * ((2 * p1) + (-p0 + p2) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t ** 2
+                             + (-p0 + 3 * p1 - 3 * p2 + p3) * t ** 3))
+    return np.concatenate(pieces)
+
+
+def _fill_aa(polygon_px: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Anti-aliased coverage of a polygon (template pixels), by 4x supersampling."""
+    factor = 4
+    canvas = np.zeros((shape[0] * factor, shape[1] * factor), np.uint8)
+    cv2.fillPoly(canvas, [np.round((polygon_px + 0.5) * factor - 0.5).astype(np.int32)], 255, lineType=cv2.LINE_8)
+    return cv2.resize(canvas, (shape[1], shape[0]), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+
+
+def _smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
+    t = np.clip((x - edge0) / (edge1 - edge0), 0, 1)
+    return t * t * (3 - 2 * t)
+
+
+def _noise_tile(kind: str, shape: tuple[int, int], seed: int) -> np.ndarray:
+    """Fine fabric texture of a material family, zero mean (values about -1..1)."""
+    rng = np.random.default_rng(seed)
+    h, w = shape
+    white = rng.standard_normal((h, w)).astype(np.float32)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    blotch = cv2.GaussianBlur(rng.standard_normal((h, w)).astype(np.float32), (0, 0), 5)
+    blotch /= blotch.std() + 1e-6
+    if kind == "nonwoven":  # pressed fibres: fine speckle and soft mottling
+        tile = 0.6 * cv2.GaussianBlur(white, (0, 0), 0.7) / 0.45 + 0.35 * blotch
+    elif kind == "woven":  # over-under threads plus irregular yarn
+        weave = np.sin(xx * 2 * np.pi / 3.2) * np.sin(yy * 2 * np.pi / 3.2)
+        tile = 0.5 * weave + 0.35 * cv2.GaussianBlur(white, (0, 0), 0.6) / 0.5 + 0.3 * blotch
+    elif kind == "knit":  # vertical wales of V-shaped stitches
+        stitch = np.abs(np.sin(xx * 2 * np.pi / 5.0 + 0.8 * np.abs(np.sin(yy * 2 * np.pi / 6.0))))
+        tile = 0.8 * (stitch - 0.64) / 0.3 + 0.3 * cv2.GaussianBlur(white, (0, 0), 0.8) / 0.4 + 0.25 * blotch
+    elif kind == "plastic":
+        tile = 0.15 * blotch
+    else:  # skin
+        tile = 0.2 * cv2.GaussianBlur(white, (0, 0), 1.0) / 0.3 + 0.3 * blotch
+    return (tile - tile.mean()).astype(np.float32)
+
+
+def _hash(i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """A repeatable pseudo-random value in [0, 1) per integer cell."""
+    value = np.sin(i * 12.9898 + j * 78.233) * 43758.5453
+    return value - np.floor(value)
+
+
+_CACHE: dict[tuple[int, int], tuple[MaskDefinition, StaticTemplate]] = {}
+
+
+def static_template(definition: MaskDefinition, level: int) -> StaticTemplate:
+    """The static layers of a mask template, built once per definition object and resolution."""
+    key = (id(definition), level)
+    cached = _CACHE.get(key)
+    if cached is None or cached[0] is not definition:
+        cached = _CACHE[key] = (definition, build_static_template(definition, level))
+    return cached[1]
+
+
+def build_static_template(definition: MaskDefinition, level: int) -> StaticTemplate:
+    """Draw the static layers of a mask template at `level` pixels per face unit."""
+    ppu = float(level)
+    outline = outline_polygon(definition)
+    lo = outline.min(0) - 0.08
+    hi = outline.max(0) + 0.08
+    width, height = (np.ceil((hi - lo) * ppu)).astype(int) + 1
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    x = lo[0] + xs / ppu
+    y = lo[1] + ys / ppu
+    alpha = _fill_aa((outline - lo) * ppu, (height, width))
+
+    # Distance from the outline inward (face units), for hems and edge effects.
+    inside = (alpha > 0.5).astype(np.uint8)
+    edge_distance = cv2.distanceTransform(inside, cv2.DIST_L2, 3).astype(np.float32) / ppu
+
+    h = np.zeros((height, width), np.float32)
+    crease = np.ones((height, width), np.float32)
+    valve = np.zeros((height, width), np.float32)
+    window = np.zeros((height, width), np.float32)
+    gloss = np.full((height, width), definition.material.gloss, np.float32)
+    pixel = 1.0 / ppu
+
+    for feature in definition.relief:
+        if isinstance(feature, Pleats):
+            middle = (feature.top + feature.bottom) / 2
+            spread = x / max(np.abs(outline[:, 0]).max(), 1e-3)
+            gather = feature.gather * spread ** 2
+            lines = [feature.top + i * (feature.bottom - feature.top) / max(feature.count - 1, 1) for i in range(feature.count)]
+            folds = [line * (1 - gather) + middle * gather for line in lines]
+            band = (feature.bottom - feature.top) / max(feature.count - 1, 1) * (1 - gather)
+            for fold in folds:
+                below = y - fold  # > 0 under the fold line
+                # The overlapping layer slopes out toward its edge, then drops into the fold's shadow.
+                ramp = np.where((below < 0) & (below > -band), (below + band) / np.maximum(band, 1e-3), 0)
+                h += 0.03 * feature.depth * (ramp ** 1.5).astype(np.float32)
+                shadow = np.exp(-((below - 0.018) / 0.03) ** 2) * (below > -0.004)
+                lip = np.exp(-((below + 0.02) / 0.025) ** 2)
+                crease *= (1 - 0.22 * feature.depth * shadow + 0.07 * feature.depth * lip).astype(np.float32)
+        elif isinstance(feature, Dome):
+            r2 = ((x - feature.centre[0]) / feature.radius[0]) ** 2 + ((y - feature.centre[1]) / feature.radius[1]) ** 2
+            h += 0.35 * feature.height * np.sqrt(np.clip(1 - r2, 0, 1) + 0.02).astype(np.float32)
+        elif isinstance(feature, Fold):
+            h += -0.22 * feature.sharpness * np.sqrt(x ** 2 + 0.0004).astype(np.float32)
+            if feature.seam:
+                crease *= 1 - 0.35 * np.exp(-(x / 0.012) ** 2).astype(np.float32)
+                stitches = 0.5 + 0.5 * np.sin(y * 2 * np.pi / 0.05)
+                crease *= 1 - 0.2 * (np.exp(-((np.abs(x) - 0.03) / 0.008) ** 2) * stitches).astype(np.float32)
+        elif isinstance(feature, Hem):
+            band = _smoothstep(feature.width, feature.width - 2 * pixel, edge_distance)
+            if feature.sides_only:
+                band *= _smoothstep(0.45, 0.6, np.abs(x) / max(np.abs(outline[:, 0]).max(), 1e-3))
+            crease *= 1 - (1 - feature.shade) * band
+            h += 0.02 * band
+            stitch_line = np.exp(-((edge_distance - feature.width) / 0.008) ** 2) * (0.5 + 0.5 * np.sin((x + y) * 2 * np.pi / 0.045))
+            if feature.sides_only:
+                stitch_line *= band > 0.01
+            crease *= 1 - 0.25 * stitch_line.astype(np.float32)
+        elif isinstance(feature, Wire):
+            top_edge = edge_distance
+            ridge = np.exp(-((top_edge - feature.offset) / 0.02) ** 2) * _smoothstep(feature.width, feature.width - 0.08, np.abs(x))
+            ridge *= y < 0.9
+            h += 0.03 * ridge.astype(np.float32)
+        elif isinstance(feature, Ribs):
+            angle = np.radians(feature.angle)
+            across = -x * np.sin(angle) + y * np.cos(angle)
+            along = x * np.cos(angle) + y * np.sin(angle)
+            phase = (across + feature.wobble * np.sin(along * 2 * np.pi / 0.9)) * 2 * np.pi / feature.period
+            h += 0.03 * feature.depth * feature.period / 0.25 * np.sin(phase).astype(np.float32)
+            crease *= 1 - 0.12 * feature.depth * np.clip(-np.sin(phase + 1.0), 0, 1).astype(np.float32) ** 3
+        elif isinstance(feature, Valve):
+            r = np.sqrt((x - feature.centre[0]) ** 2 + (y - feature.centre[1]) ** 2) / feature.radius
+            disc = _smoothstep(1.0, 1.0 - 2 * pixel / feature.radius, r)
+            valve = np.maximum(valve, disc)
+            h += 0.12 * (np.sqrt(np.clip(1 - r ** 2, 0, 1)) * disc).astype(np.float32)
+            rings = 1 - 0.35 * np.exp(-((r - 0.62) / 0.05) ** 2) - 0.25 * np.exp(-((r - 0.95) / 0.04) ** 2)
+            slots = 1 - 0.3 * (np.abs(np.sin((y - feature.centre[1]) * 2 * np.pi / (feature.radius * 0.28))) < 0.35) * (r < 0.5)
+            crease *= np.where(disc > 0, rings * slots, 1).astype(np.float32)
+            gloss = np.maximum(gloss, 0.35 * disc)
+        elif isinstance(feature, Window):
+            r = np.sqrt(((x - feature.centre[0]) / feature.size[0]) ** 2 + ((y - feature.centre[1]) / feature.size[1]) ** 2)
+            scale = min(feature.size)
+            clear = _smoothstep(1.0, 1.0 - 1.5 * pixel / scale, r)
+            window = np.maximum(window, clear * (1 - feature.opacity))
+            frame = np.exp(-((r - 1.0) * scale / max(feature.frame, pixel)) ** 2)
+            crease *= 1 - 0.25 * frame.astype(np.float32)
+            h += 0.02 * frame.astype(np.float32)
+            gloss = np.maximum(gloss, 0.6 * clear)
+
+    # A slight roll-off at the outline: fabric edges turn away from the camera.
+    h -= 0.015 * np.exp(-edge_distance / 0.03).astype(np.float32)
+    # Soften the relief by about a pixel so sharp steps (fold edges) shade as narrow bands, not aliased lines.
+    h = cv2.GaussianBlur(h, (0, 0), max(0.02 * ppu, 0.7))
+    gy, gx = np.gradient(h * ppu)
+    normals = np.stack([-gx, -gy, np.ones_like(h)], axis=-1)
+    normals /= np.linalg.norm(normals, axis=-1, keepdims=True)
+
+    u = surface_u(x).astype(np.float32)
+    # Texture drawn on the surface, then resampled to frontal columns (compressed toward the cheeks).
+    padded_x = lo[0] + (np.arange(width + 2 * NOISE_PAD) - NOISE_PAD) / ppu
+    columns = (surface_u(padded_x) - surface_u(padded_x[0])) * ppu
+    surface = _noise_tile(definition.material.kind, (height + 2 * NOISE_PAD, int(np.ceil(columns[-1])) + 2), seed=level)
+    map_x = np.broadcast_to(columns.astype(np.float32), (height + 2 * NOISE_PAD, len(columns)))
+    map_y = np.broadcast_to(np.arange(height + 2 * NOISE_PAD, dtype=np.float32)[:, None], map_x.shape)
+    noise = cv2.remap(surface, np.ascontiguousarray(map_x), np.ascontiguousarray(map_y), cv2.INTER_LINEAR)
+    return StaticTemplate(ppu, lo.astype(np.float32), x, y, u, alpha, normals.astype(np.float32), crease, valve, window,
+                          gloss, noise, outline)
+
+
+def pattern_weights(params: MaskParams, x: np.ndarray, y: np.ndarray, pixel: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """(weight of the second colour, weight of the accent colour) over the template, or None for plain."""
+    scale = params.pattern_scale
+    if params.pattern == "plain":
+        return None
+    angle = np.radians(params.pattern_angle)
+    u = x * np.cos(angle) + y * np.sin(angle)
+    v = -x * np.sin(angle) + y * np.cos(angle)
+    if params.pattern == "stripes":
+        period = 0.16 * scale
+        f = np.abs((v / period) % 1.0 - 0.5) * 2
+        aa = pixel / period
+        return _smoothstep(0.5 - aa, 0.5 + aa, f), None
+    if params.pattern == "dots":
+        period = 0.15 * scale
+        row = np.floor(v / period)
+        shifted = u / period + 0.5 * (row % 2)
+        du = shifted - np.round(shifted)
+        dv = v / period - row - 0.5
+        distance = np.sqrt(du ** 2 + dv ** 2) * period
+        return np.clip((0.3 * period - distance) / pixel + 0.5, 0, 1), None
+    if params.pattern == "checks":
+        period = 0.13 * scale
+        aa = pixel / period
+        a = _smoothstep(0.5 - aa, 0.5 + aa, np.abs((u / period) % 1.0 - 0.5) * 2)
+        b = _smoothstep(0.5 - aa, 0.5 + aa, np.abs((v / period) % 1.0 - 0.5) * 2)
+        return (a + b) * 0.5, None
+    # floral: a lattice of jittered five-petal flowers with accent centres
+    period = 0.32 * scale
+    ci, cj = np.floor(u / period), np.floor(v / period)
+    cx = (ci + 0.25 + 0.5 * _hash(ci, cj)) * period
+    cy = (cj + 0.25 + 0.5 * _hash(cj + 7.0, ci)) * period
+    dx, dy = u - cx, v - cy
+    r = np.sqrt(dx ** 2 + dy ** 2)
+    theta = np.arctan2(dy, dx) + 6.283 * _hash(ci + 3.0, cj + 5.0)
+    petal = 0.3 * period * (0.62 + 0.38 * np.cos(5 * theta))
+    flower = np.clip((petal - r) / pixel + 0.5, 0, 1)
+    centre = np.clip((0.08 * period - r) / pixel + 0.5, 0, 1)
+    return flower, centre
+
+
+def colourise(template: StaticTemplate, params: MaskParams, light_face: np.ndarray, shading: float,
+              valve_colour: tuple[int, int, int] | None) -> np.ndarray:
+    """HxWx4 float32 RGBA (0..255 colour, 0..1 alpha) of one sample's mask in face space.
+
+    `light_face` is the unit light direction in face space; shading adds only the relief's
+    departure from a flat surface (the scene light itself is applied to the whole image later).
+    Works channel by channel on 2-D arrays: numpy broadcasting over a trailing axis of 3 is slow.
+    """
+    h, w = template.shape
+    weights = pattern_weights(params, template.u, template.y, 1.0 / template.ppu)
+    # Fabric texture: a window of the noise tile picked by the sample's seed.
+    span = 2 * NOISE_PAD + 1
+    oy, ox = (params.texture_seed // span) % span, params.texture_seed % span
+    noise = template.noise[oy:oy + h, ox:ox + w]
+    light32 = light_face.astype(np.float32)
+    lambert = template.normals @ light32
+    relief = 1 + shading * (lambert - light32[2])
+    factor = np.clip(relief * template.crease * (1 + 0.09 * params.texture_strength * noise), 0.25, 1.6)
+    spec = None
+    if template.gloss.any():  # specular glint (plastic window, valve): Blinn-Phong, viewer on the z axis
+        half = light32 + np.float32([0.0, 0.0, 1.0])
+        half /= np.linalg.norm(half)
+        spec = 255 * np.clip(template.normals @ half, 0, 1) ** 40 * template.gloss
+    channels = []
+    for c in range(3):
+        channel = np.full((h, w), float(params.color[c]), np.float32)
+        if weights is not None:
+            second, accent = weights
+            channel += (params.color2[c] - params.color[c]) * second
+            if accent is not None:
+                channel += (params.color3[c] - channel) * accent
+        if valve_colour is not None and template.valve.any():
+            channel += (valve_colour[c] - channel) * template.valve
+        channel *= factor
+        if spec is not None:
+            channel += spec
+        channels.append(np.clip(channel, 0, 255))
+    alpha = template.alpha * (1 - template.window)
+    return cv2.merge([*channels, alpha.astype(np.float32)])
