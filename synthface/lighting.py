@@ -164,8 +164,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "blur_probability": 0.3, "blur_sigma": (0.5, 1.2), "jpeg_quality": (60, 85),
     },
     "harsh_side": {  # one hard light from the far left or right, deep shadow on the other side
-        "intensity": (0.9, 1.2), "azimuth": (55.0, 85.0), "mirror_azimuth": True, "elevation": (0.0, 30.0),
-        "directional": (0.9, 1.3), "ambient": (0.05, 0.2), "shadow": (0.5, 0.8), "color_temperature": (4500.0, 6000.0),
+        "intensity": (0.8, 1.0), "azimuth": (55.0, 85.0), "mirror_azimuth": True, "elevation": (0.0, 30.0),
+        "directional": (0.8, 1.2), "ambient": (0.05, 0.2), "shadow": (0.5, 0.8), "color_temperature": (4500.0, 6000.0),
         "noise_std": (0.0, 3.0), "blur_probability": 0.0, "jpeg_quality": (80, 95),
     },
     "mixed": {  # wide ranges covering all of the above
@@ -354,13 +354,14 @@ def white_balance_gains(kelvin: float) -> tuple[float, float, float]:
 
 GRID_CELLS = 56  # resolution of the shading grid across the padded face box; lighting is low-frequency
 BOX_PADDING = 0.35  # the grid covers the landmark box plus this share of the face size on each side
-RIM_OUT, RIM_SLOPE = 0.15, 2.5  # silhouette points: pushed 15% outward, falling back 2.5x as far as they move out
+RIM_OUT, RIM_SLOPE = 0.15, 2.0  # silhouette points: pushed 15% outward, falling back twice as far as they move out
 SMOOTH_CELLS = 1.3  # Gaussian sigma (grid cells) turning the splatted depths into a smooth height field
 BLEND_CELLS = 2.0  # sigma of the seam between the landmark surface and the head ellipsoid around it
 # The head around the face (hair, ears, neck) as an ellipsoid, in units of the landmark box's width
 # and height: centre shifted up (the skull extends above the hairline), semi-axes.
-HEAD_SHIFT_UP, HEAD_HALF_WIDTH, HEAD_HALF_HEIGHT = 0.12, 0.62, 0.68
-HEAD_FADE = (0.85, 1.15)  # relighting fades from full to none between these ellipse radii (background beyond)
+HEAD_SHIFT_UP, HEAD_HALF_WIDTH, HEAD_HALF_HEIGHT = 0.12, 0.58, 0.66
+HEAD_FADE = (0.7, 1.05)  # relighting fades out between these ellipse radii (background beyond)
+HEAD_STRENGTH = 0.6  # beyond the face only part of the effect: that area mixes hair, ears and background
 WRAP = 0.25  # wrap lighting: skin scatters light a little past the terminator, softening it
 TERMINATOR = (0.15, 0.45)  # the self-shadow fades in where n.l drops below 0.15, fully below -0.3
 
@@ -409,7 +410,8 @@ def face_shading(points: np.ndarray, params: LightingParams) -> tuple[np.ndarray
 
     inside = np.zeros((GRID_CELLS, GRID_CELLS), np.float32)
     cv2.fillConvexPoly(inside, np.round(hull).astype(np.int32), 1.0)
-    face_weight = np.clip(2.0 * cv2.GaussianBlur(inside, (0, 0), BLEND_CELLS), 0.0, 1.0)
+    # 1 well inside the hull, 1/3 on its edge, fading out just beyond it.
+    face_weight = np.clip(3.0 * cv2.GaussianBlur(inside, (0, 0), BLEND_CELLS) - 1.0, 0.0, 1.0)
     face_normal /= np.linalg.norm(face_normal, axis=0)
     normal = face_weight * face_normal + (1.0 - face_weight) * head_normal
     n_dot_l = np.tensordot(params.direction(), normal, axes=1) / np.linalg.norm(normal, axis=0)
@@ -418,11 +420,12 @@ def face_shading(points: np.ndarray, params: LightingParams) -> tuple[np.ndarray
     shade = params.ambient + params.directional * key
     mean_shade = float((shade * inside).sum() / max(float(inside.sum()), 1.0))
     shade = shade / mean_shade if mean_shade > 1e-6 else np.ones_like(shade)
+    # Self-shadow on the face's far side only: beyond the face we cannot tell hair from background.
     far_side = np.clip((TERMINATOR[0] - n_dot_l) / TERMINATOR[1], 0.0, 1.0)
-    shade *= 1.0 - params.shadow * far_side
+    shade *= 1.0 - params.shadow * far_side * face_weight
 
     head_weight = np.clip((HEAD_FADE[1] - np.sqrt(r2)) / (HEAD_FADE[1] - HEAD_FADE[0]), 0.0, 1.0)
-    relight = np.maximum(head_weight, face_weight)
+    relight = np.maximum(HEAD_STRENGTH * head_weight, face_weight)
     gain = 1.0 + relight * (shade - 1.0)
     x0, y0 = origin
     return gain.astype(np.float32), (float(x0), float(y0), float(x0 + side), float(y0 + side))
