@@ -70,7 +70,7 @@ def wear_transform(definition: MaskDefinition, params: MaskParams) -> np.ndarray
         target = 0.3 * face[facemesh.NOSE_TIP, 1] + 0.7 * face[facemesh.UPPER_LIP_TOP, 1] - 0.04
         shift += max(target - top, 0.0)
     elif params.wear_style == "chin":
-        target = face[facemesh.LOWER_LIP_BOTTOM, 1] + 0.03
+        target = face[facemesh.LOWER_LIP_BOTTOM, 1] + 0.1
         squash = 0.85
         shift += max(target - (centre[1] + (top - centre[1]) * squash), 0.0)
     elif params.wear_style == "strap_loose":
@@ -149,7 +149,7 @@ def _draw_straps(paths: list[tuple[np.ndarray, int]], definition: MaskDefinition
     """Add ear loops / head straps under the mask body; the far strap is skipped on a turned head."""
     box_h, box_w = alpha.shape
     far, turn = far_side(points)
-    strap_rgb = (np.asarray(params.color, np.float32) * 0.55 + 255 * 0.45 if definition.straps.color == "body"
+    strap_rgb = (np.asarray(params.color, np.float32) * 0.85 + 28 if definition.straps.color == "body"
                  else np.asarray(_hex_rgb(definition.straps.color), np.float32))
     layer = np.zeros((box_h, box_w), np.uint8)
     thickness = max(int(round(definition.straps.width * scale)), 1)
@@ -224,7 +224,8 @@ def fit_mask(image_rgb: np.ndarray, points: np.ndarray, definition: MaskDefiniti
 
     clip = np.zeros((box_h, box_w), np.uint8)
     cv2.fillPoly(clip, [np.round((polygon - [x0, y0]) * 16).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=4)
-    alpha = cv2.multiply(warped[..., 3], clip.astype(np.float32), scale=1 / 255)
+    clip_f = clip.astype(np.float32) / 255
+    alpha = warped[..., 3] * clip_f
     colour = cv2.merge(cv2.split(warped)[:3])
 
     # 4. Straps, drawn in image space along face-space curves.
@@ -237,6 +238,8 @@ def fit_mask(image_rgb: np.ndarray, points: np.ndarray, definition: MaskDefiniti
     shift = np.float32([[1, 0, offset[0]], [0, 1, offset[1] + 0.01 * scale]])
     cast = cv2.warpAffine(alpha, shift, (box_w, box_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     cast = cv2.GaussianBlur(cast, (0, 0), max(0.03 * scale, 0.8))
+    # Cut the blur's faint tail (it would tint eyes a level) and keep the shadow on the face.
+    cast = np.maximum(cast - 0.03, 0) * (clip_f / 0.97)
     uncovered = 1 - alpha
     skin_weight = uncovered * (1 - SHADOW_STRENGTH * cast * uncovered)
     box = image_rgb[y0:y1, x0:x1].astype(np.float32)
@@ -246,6 +249,10 @@ def fit_mask(image_rgb: np.ndarray, points: np.ndarray, definition: MaskDefiniti
     out[y0:y1, x0:x1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
     full_alpha = np.zeros((height, width), np.float32)
     full_alpha[y0:y1, x0:x1] = alpha
+    if template.window.any():
+        # A clear window still covers the face: count it in the occlusion map though it lets the face show.
+        covered = cv2.remap(template.alpha, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        full_alpha[y0:y1, x0:x1] = np.maximum(alpha, covered * clip_f)
     occlusion = full_alpha > 0.5
     oval = facemesh.polygon_mask(points, facemesh.FACE_OVAL, (height, width))
     fraction = float((occlusion & oval).sum() / max(oval.sum(), 1))
