@@ -19,6 +19,9 @@ app = typer.Typer(
 from synthface import generate_cli  # noqa: E402
 
 generate_cli.register(app)
+from synthface.maskfit import cli as masks_cli  # noqa: E402
+
+masks_cli.register(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()
