@@ -36,12 +36,13 @@ def main() -> None:
     image, points = aligned.image, aligned.points
 
     base = dict(preset="bench", intensity=0.9, azimuth=-40.0, elevation=20.0, directional=0.7, ambient=0.4, shadow=0.3,
-                color_temperature=4200.0, noise_std=0.0, blur_sigma=0.0, jpeg_quality=90, noise_seed=1)
+                color_temperature=4200.0, noise_std=0.0, noise_per_channel=False, blur_sigma=0.0, jpeg_quality=90, noise_seed=1)
     fixed = {
         "shading + colour (no noise, no blur)": [LightingParams(**base)],
         "shading + colour + blur": [LightingParams(**{**base, "blur_sigma": 0.8})],
-        "shading + colour + noise": [LightingParams(**{**base, "noise_std": 4.0})],
-        "shading + colour + blur + noise": [LightingParams(**{**base, "blur_sigma": 0.8, "noise_std": 4.0})],
+        "shading + colour + grain noise": [LightingParams(**{**base, "noise_std": 4.0})],
+        "shading + colour + per-channel noise": [LightingParams(**{**base, "noise_std": 4.0, "noise_per_channel": True})],
+        "shading + colour + blur + grain noise": [LightingParams(**{**base, "blur_sigma": 0.8, "noise_std": 4.0})],
     }
     rng = np.random.default_rng(0)
     bundled_mix = LightingConfig(preset={"studio": 0.3, "daylight": 0.3, "indoor_warm": 0.2, "dim": 0.1, "harsh_side": 0.1})
