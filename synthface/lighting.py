@@ -379,6 +379,8 @@ def face_shading(points: np.ndarray, params: LightingParams) -> tuple[np.ndarray
     height = -points[:, 2].astype(np.float64)  # toward the camera (MediaPipe z grows away from it)
     low, high = xy.min(axis=0), xy.max(axis=0)
     face_size = float(max(high - low))
+    if not face_size >= 2.0:  # degenerate landmarks (or NaN): nothing to shade
+        return np.ones((GRID_CELLS, GRID_CELLS), np.float32), (0.0, 0.0, 1.0, 1.0)
     side = face_size * (1 + 2 * BOX_PADDING)
     origin = (low + high) / 2 - side / 2
     cell = side / GRID_CELLS

@@ -161,6 +161,13 @@ def test_blur_softens_edges(faces) -> None:
     assert np.abs(np.diff(blurred.astype(np.float64), axis=1)).mean() < 0.7 * np.abs(np.diff(image.astype(np.float64), axis=1)).mean()
 
 
+def test_degenerate_landmarks_do_not_crash(faces) -> None:
+    image, _ = faces[0]
+    collapsed = np.full((478, 3), 100.0, np.float32)
+    out = apply_lighting(image, collapsed, params(azimuth=-60.0, directional=1.0, ambient=0.2, shadow=0.5))
+    assert np.array_equal(out, image)  # no face shape to shade: only global terms (none here) apply
+
+
 def test_apply_lighting_rejects_wrong_inputs(faces) -> None:
     image, points = faces[0]
     with pytest.raises(ValueError, match="uint8"):
