@@ -63,7 +63,8 @@ def test_utkface_folder_reads_labels_from_names_and_reports_bad_names(tmp_path: 
     assert set(reasons) == {*bad, "README.txt"}
     for name, expected in bad.items():
         assert expected in reasons[name], reasons[name]
-    assert "not an image" in reasons["README.txt"]
+    assert reasons["README.txt"] == "not an image file: extension .txt"
+    assert all(reasons[name].startswith("bad UTKFace file name: ") for name in bad)  # "category: detail"
     assert not scan.reuse_unlimited
 
 
@@ -118,8 +119,8 @@ def test_fairface_reads_bins_and_taxonomy(tmp_path: Path, photos) -> None:
 
     reasons = [s.reason for s in scan.skipped]
     assert len(reasons) == 3
-    assert any("train/3.jpg" in r and "not found" in r for r in reasons)
-    assert any("duplicate" in r for r in reasons)
+    assert any(r.startswith("image file not found:") and "train/3.jpg" in r for r in reasons)
+    assert any(r.startswith("duplicate row:") for r in reasons)
     assert any("gender 'Unknown'" in r for r in reasons)
     assert any(s.path.endswith("fairface_label_val.csv:3") for s in scan.skipped)  # file and line
 
@@ -161,9 +162,10 @@ def test_table_source_csv_and_parquet(tmp_path: Path, photos, fmt: str) -> None:
     ]
     assert scan.records[0].path == tmp_path / "img" / "a.jpg"
     assert [s.reason for s in scan.skipped] == [
-        f"image file {tmp_path / 'img' / 'missing.jpg'} not found",
-        "duplicate row for img/a.jpg",
+        f"image file not found: {tmp_path / 'img' / 'missing.jpg'}",
+        "duplicate row: img/a.jpg is listed twice",
     ]
+    assert [s.path for s in scan.skipped] == [f"{path} row 3", f"{path} row 4"]
 
 
 def test_table_source_custom_columns_and_fairface_taxonomy(tmp_path: Path, photos) -> None:

@@ -89,9 +89,12 @@ class FaceRecord:
 
 @dataclass(frozen=True)
 class SkippedInput:
-    """An input a reader could not use, with the reason (reported, never silently dropped)."""
+    """An input a reader could not use, with the reason (reported, never silently dropped).
 
-    path: str
+    `reason` reads "category: detail" (e.g. "bad label: gender 'x' is not ..."), so reports
+    can count skipped inputs per category."""
+
+    path: str  # the file, or "table.csv:LINE" / "table.csv row N" for a table row
     reason: str
 
 

@@ -52,7 +52,7 @@ def load_fairface(spec: SourceSpec) -> SourceScan:
             relative = str(file).strip().replace("\\", "/")
             image = root / relative
             if relative in seen:
-                skipped.append(SkippedInput(where, f"duplicate row for {relative}"))
+                skipped.append(SkippedInput(where, f"duplicate row: {relative} is listed twice"))
                 continue
             try:
                 years, age_range = parse_age(age)
@@ -70,7 +70,7 @@ def load_fairface(spec: SourceSpec) -> SourceScan:
                 skipped.append(SkippedInput(where, f"bad label: {error}"))
                 continue
             if not image.is_file():
-                skipped.append(SkippedInput(where, f"image file {image} not found"))
+                skipped.append(SkippedInput(where, f"image file not found: {image}"))
                 continue
             seen.add(relative)
             records.append(record)

@@ -49,10 +49,10 @@ def load_table(spec: SourceSpec) -> SourceScan:
         where = f"{table_path} row {row_number}"
         relative = str(file).strip().replace("\\", "/")
         if not relative:
-            skipped.append(SkippedInput(where, "empty file name"))
+            skipped.append(SkippedInput(where, "bad row: empty file name"))
             continue
         if relative in seen:
-            skipped.append(SkippedInput(where, f"duplicate row for {relative}"))
+            skipped.append(SkippedInput(where, f"duplicate row: {relative} is listed twice"))
             continue
         image = Path(relative) if Path(relative).is_absolute() else root / relative
         try:
@@ -71,7 +71,7 @@ def load_table(spec: SourceSpec) -> SourceScan:
             skipped.append(SkippedInput(where, f"bad label: {error}"))
             continue
         if not image.is_file():
-            skipped.append(SkippedInput(where, f"image file {image} not found"))
+            skipped.append(SkippedInput(where, f"image file not found: {image}"))
             continue
         seen.add(relative)
         records.append(record)

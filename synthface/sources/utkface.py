@@ -40,7 +40,7 @@ def load_utkface(spec: SourceSpec) -> SourceScan:
     for relative in _sorted_files(root):
         name = relative.rsplit("/", 1)[-1]
         if Path(name).suffix.lower() not in IMAGE_SUFFIXES:
-            skipped.append(SkippedInput(str(root / relative), f"not an image file ({Path(name).suffix or 'no extension'})"))
+            skipped.append(SkippedInput(str(root / relative), f"not an image file: extension {Path(name).suffix or '(none)'}"))
             continue
         try:
             age, gender, race = parse_utkface_name(name)
