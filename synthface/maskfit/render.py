@@ -106,68 +106,71 @@ def _check_points(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return points
 
 
-def _strap_paths(definition: MaskDefinition, params: MaskParams, to_template: np.ndarray) -> list[tuple[np.ndarray, int]]:
-    """Strap centre lines in face space, each with its side (+1 subject's left, -1 right)."""
-    kind = definition.straps.kind
-    if kind == "none":
-        return []
+def _strap_anchors(definition: MaskDefinition) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(starts in template space, ends in face space, control-point nudges) of the subject's-left straps."""
     outline = np.asarray(definition.outline, np.float64)
-    # Face point of a template point: invert the wear transform.
-    forward = np.linalg.inv(np.vstack([to_template, [0, 0, 1]]))[:2]
     widest = outline[np.argmax(outline[:, 0])]
     upper = outline[outline[:, 1] <= widest[1]]
     top_corner = upper[np.argmax(upper[:, 0])]
     lower = outline[outline[:, 1] > widest[1]]
     bottom_corner = lower[np.argmax(lower[:, 0])] if len(lower) else widest
+    kind = definition.straps.kind
+    if kind == "head_straps":  # above and below the ear, from inside the cup's rim
+        starts = [top_corner + (-0.05, 0.12), bottom_corner + (-0.05, -0.15)]
+        ends = [(1.06, 0.1), (1.0, 1.15)]
+    elif kind == "ties":
+        starts, ends = [top_corner], [(1.08, 0.2)]
+    else:  # ear loops: from the corners to the top and the bottom of the ear
+        starts = [top_corner + (-0.02, 0.04), bottom_corner + (-0.02, -0.04)]
+        ends = [(1.05, 0.3), (1.03, 0.8)]
+    nudges = [(0.0, -0.05), (0.0, 0.05)][: len(starts)]
+    return np.array(starts, np.float64), np.array(ends, np.float64), np.array(nudges, np.float64)
+
+
+_BEZIER = np.stack([(1 - _t) ** 2, 2 * (1 - _t) * _t, _t ** 2], axis=1) if (_t := np.linspace(0, 1, 12)) is not None else None
+
+
+def _strap_paths(definition: MaskDefinition, params: MaskParams, to_template: np.ndarray) -> list[tuple[np.ndarray, int]]:
+    """Strap centre lines in face space (12 points each), each with its side (+1 subject's left, -1 right)."""
+    if definition.straps.kind == "none":
+        return []
+    starts, ends, nudges = _strap_anchors(definition)
+    forward = np.linalg.inv(np.vstack([to_template, [0, 0, 1]]))[:2]  # template -> face: undo the wear transform
     paths = []
     for side in (1, -1):
-        if kind == "head_straps":
-            starts = [top_corner + np.array([-0.05, 0.12]), bottom_corner + np.array([-0.05, -0.15])]
-            ends = [np.array([1.06, 0.1]), np.array([1.0, 1.15])]
-        elif kind == "ties":
-            starts, ends = [top_corner], [np.array([1.08, 0.2])]
-        else:  # ear loops: from the corners to the top and the bottom of the ear
-            starts = [top_corner + np.array([-0.02, 0.04]), bottom_corner + np.array([-0.02, -0.04])]
-            ends = [np.array([1.05, 0.3]), np.array([1.03, 0.8])]
-        for index, (start, end) in enumerate(zip(starts, ends)):
-            start_face = forward @ np.array([start[0], start[1], 1.0])
+        mirrored = starts * (side, 1.0)
+        starts_face = (mirrored @ forward[:, :2].T + forward[:, 2]) * (side, 1.0)
+        for index, (start, end, nudge) in enumerate(zip(starts_face, ends, nudges)):
             if params.loose_side == side and index == len(starts) - 1:
-                # A loose strap hangs from its attachment in a sagging curve below the chin.
-                end = np.array([0.55, 1.95])
-                control = (start_face + end) / 2 + np.array([0.1, 0.35])
-            else:
-                control = (start_face + end) / 2 + np.array([0.0, -0.05 if index == 0 else 0.05])
-            t = np.linspace(0, 1, 12)[:, None]
-            curve = (1 - t) ** 2 * start_face + 2 * (1 - t) * t * control + t ** 2 * end
-            paths.append((curve * np.array([side, 1.0]), side))
+                end = np.array([0.55, 1.95])  # a loose strap sags from its attachment below the chin
+                nudge = np.array([0.1, 0.35])
+            control = (start + end) / 2 + nudge
+            curve = _BEZIER @ np.stack([start, control, end])
+            paths.append((curve * (side, 1.0), side))
     return paths
 
 
 def _draw_straps(paths: list[tuple[np.ndarray, int]], definition: MaskDefinition, params: MaskParams, points: np.ndarray,
                  image_xy: np.ndarray, scale: float, corner: tuple[int, int], clip: np.ndarray, alpha: np.ndarray,
-                 colour: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Add ear loops / head straps under the mask body; the far strap is skipped on a turned head."""
-    box_h, box_w = alpha.shape
+                 premultiplied: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Add ear loops / head straps under the mask body (premultiplied colour); the far strap is skipped on a turned head."""
     far, turn = far_side(points)
-    strap_rgb = (np.asarray(params.color, np.float32) * 0.85 + 28 if definition.straps.color == "body"
-                 else np.asarray(_hex_rgb(definition.straps.color), np.float32))
-    layer = np.zeros((box_h, box_w), np.uint8)
-    thickness = max(int(round(definition.straps.width * scale)), 1)
     kept = [curve for curve, side in paths if not (side == far and turn > 0.2)]
     if not kept:
-        return alpha, colour
+        return alpha, premultiplied
+    strap_rgb = (np.asarray(params.color, np.float32) * 0.85 + 28 if definition.straps.color == "body"
+                 else np.asarray(_hex_rgb(definition.straps.color), np.float32))
+    layer = np.zeros(alpha.shape, np.uint8)
+    thickness = max(int(round(definition.straps.width * scale)), 1)
     pixels = face_to_image(image_xy, np.concatenate(kept)) * scale - corner
-    for curve in np.split(pixels, len(kept)):
-        cv2.polylines(layer, [np.round(curve * 16).astype(np.int32)], False, 255, thickness=thickness,
-                      lineType=cv2.LINE_AA, shift=4)
-    strap = cv2.multiply(layer.astype(np.float32), clip.astype(np.float32), scale=1 / 255 ** 2) * (1 - alpha)
+    curves = [np.round(c * 16).astype(np.int32) for c in np.split(pixels, len(kept))]
+    cv2.polylines(layer, curves, False, 255, thickness=thickness, lineType=cv2.LINE_AA, shift=4)
+    strap = layer.astype(np.float32) * (1 / 255) * clip * (1 - alpha)
     # A round cord is darker at its rims than along its middle.
     core = cv2.GaussianBlur(strap, (0, 0), max(thickness * 0.35, 0.5))
     shade = np.clip(0.75 + 0.35 * core, 0.6, 1.05) * strap
-    strap_colour = cv2.merge([shade * float(c) for c in strap_rgb])
-    total = alpha + strap
-    colour = (colour * cv2.merge([alpha] * 3) + strap_colour) / cv2.merge([np.maximum(total, 1e-6)] * 3)
-    return total, colour
+    premultiplied = premultiplied + cv2.merge([shade * float(c) for c in strap_rgb])
+    return alpha + strap, premultiplied
 
 
 def fit_mask(image_rgb: np.ndarray, points: np.ndarray, definition: MaskDefinition, params: MaskParams,
@@ -224,14 +227,16 @@ def fit_mask(image_rgb: np.ndarray, points: np.ndarray, definition: MaskDefiniti
 
     clip = np.zeros((box_h, box_w), np.uint8)
     cv2.fillPoly(clip, [np.round((polygon - [x0, y0]) * 16).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=4)
-    clip_f = clip.astype(np.float32) / 255
-    alpha = warped[..., 3] * clip_f
-    colour = cv2.merge(cv2.split(warped)[:3])
+    clip_f = clip.astype(np.float32) * (1 / 255)
+    warped = warped * cv2.merge([clip_f] * 4)
+    premultiplied = np.ascontiguousarray(warped[..., :3])
+    alpha = np.ascontiguousarray(warped[..., 3])
 
     # 4. Straps, drawn in image space along face-space curves.
     paths = _strap_paths(definition, params, to_template)
     if paths:
-        alpha, colour = _draw_straps(paths, definition, params, points, image_xy, scale, (x0, y0), clip, alpha, colour)
+        alpha, premultiplied = _draw_straps(paths, definition, params, points, image_xy, scale, (x0, y0), clip_f,
+                                            alpha, premultiplied)
 
     # 5. Contact shadow: the mask stands off the skin, so its edge casts a soft shadow away from the light.
     offset = np.clip(-light[:2] / max(light[2], 0.3), -2, 2) * 0.025 * scale
@@ -243,7 +248,7 @@ def fit_mask(image_rgb: np.ndarray, points: np.ndarray, definition: MaskDefiniti
     uncovered = 1 - alpha
     skin_weight = uncovered * (1 - SHADOW_STRENGTH * cast * uncovered)
     box = image_rgb[y0:y1, x0:x1].astype(np.float32)
-    blended = box * cv2.merge([skin_weight] * 3) + colour * cv2.merge([alpha] * 3)
+    blended = box * cv2.merge([skin_weight] * 3) + premultiplied
 
     out = image_rgb.copy()
     out[y0:y1, x0:x1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)

@@ -46,10 +46,18 @@ class StaticTemplate:
     gloss: np.ndarray  # specular strength
     noise: np.ndarray  # (H + 2 pad) x (W + 2 pad) fabric texture, zero mean, unit-ish std
     outline: np.ndarray  # (K, 2) closed outline polygon in face space
+    _visible: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
         return self.alpha.shape
+
+    @property
+    def visible(self) -> np.ndarray:
+        """Opacity: the body's coverage less what a clear window lets through (cached)."""
+        if self._visible is None:
+            self._visible = (self.alpha * (1 - self.window)).astype(np.float32)
+        return self._visible
 
 
 def outline_polygon(definition: MaskDefinition, samples_per_segment: int = 12) -> np.ndarray:
@@ -275,7 +283,9 @@ def pattern_weights(params: MaskParams, x: np.ndarray, y: np.ndarray, pixel: flo
 
 def colourise(template: StaticTemplate, params: MaskParams, light_face: np.ndarray, shading: float,
               valve_colour: tuple[int, int, int] | None) -> np.ndarray:
-    """HxWx4 float32 RGBA (0..255 colour, 0..1 alpha) of one sample's mask in face space.
+    """HxWx4 float32 premultiplied RGBA (colour 0..255 times alpha, alpha 0..1) of one sample's mask in face space.
+
+    Premultiplied colour filters correctly when warped and composites with one multiply-add.
 
     `light_face` is the unit light direction in face space; shading adds only the relief's
     departure from a flat surface (the scene light itself is applied to the whole image later).
@@ -309,6 +319,5 @@ def colourise(template: StaticTemplate, params: MaskParams, light_face: np.ndarr
         channel *= factor
         if spec is not None:
             channel += spec
-        channels.append(np.clip(channel, 0, 255))
-    alpha = template.alpha * (1 - template.window)
-    return cv2.merge([*channels, alpha.astype(np.float32)])
+        channels.append(np.clip(channel, 0, 255) * template.visible)
+    return cv2.merge([*channels, template.visible])
