@@ -217,3 +217,19 @@ def group_scalars(metrics: dict) -> dict[str, float]:
 def lower_is_better(metric_key: str) -> bool:
     """Whether a 'head.metric' key is an error (larger = worse), e.g. 'age.mae'."""
     return metric_key.rsplit(".", 1)[-1] in LOWER_IS_BETTER
+
+
+# The figures a table or chart shows first, with their display names.
+HEADLINE_METRICS: dict[str, str] = {
+    "age.mae": "age MAE (years)",
+    "age.one_off_accuracy": "age one-off acc.",
+    "gender.accuracy": "gender acc.",
+    "race.accuracy": "race acc.",
+    "race.macro_f1": "race macro F1",
+    "mask.accuracy": "mask acc.",
+}
+
+
+def metric_label(metric_key: str) -> str:
+    """Display name of a 'head.metric' key, e.g. 'age.mae' -> 'age MAE (years)'."""
+    return HEADLINE_METRICS.get(metric_key, metric_key.replace(".", " ").replace("_", " "))

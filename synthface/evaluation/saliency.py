@@ -102,11 +102,14 @@ def gradcam_layer(model):
 
 
 def overlay(image_rgb: np.ndarray, saliency: np.ndarray, alpha: float = 0.45) -> np.ndarray:
-    """The face with a saliency map drawn over it (jet colours, scaled to its own max)."""
+    """The face with a saliency map drawn over it (jet colours, scaled to its own max); an
+    all-zero map (nothing to show) leaves the face as it is."""
     height, width = image_rgb.shape[:2]
     heat = upsample(saliency, (height, width))
     peak = heat.max()
-    heat = heat / peak if peak > 0 else heat
+    if peak <= 0:
+        return image_rgb.copy()
+    heat = heat / peak
     coloured = cv2.applyColorMap(np.uint8(np.round(255 * heat)), cv2.COLORMAP_JET)
     coloured = cv2.cvtColor(coloured, cv2.COLOR_BGR2RGB)
     return np.uint8(np.round((1 - alpha) * image_rgb.astype(np.float32) + alpha * coloured.astype(np.float32)))

@@ -1,0 +1,251 @@
+"""`synthface evaluate`: score one checkpoint on one dataset split and write a full report.
+
+    evaluate(ckpt, data, out) -> summary dict, and under `out`:
+        metrics.json  predictions.csv  report.md  plots/*.png
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import yaml
+
+from synthface.evaluation import plots
+from synthface.evaluation.grouping import FAIRNESS_COLUMNS, OCCLUSION_COLUMNS, grouped_report
+from synthface.evaluation.inference import (
+    ATTENTION_SHARE,
+    COVERED_AREA,
+    Predictions,
+    gradcam_share_column,
+    load_occlusion_maps,
+)
+from synthface.evaluation.metrics import HEADLINE_METRICS, HEADS, head_metrics
+from synthface.evaluation.report import (
+    METRICS_JSON,
+    PLOTS_DIR,
+    PREDICTIONS_CSV,
+    REPORT_MD,
+    write_json,
+    write_markdown_report,
+    write_predictions,
+)
+from synthface.evaluation.robustness import paired_robustness
+from synthface.evaluation.saliency import overlay, summarise_shares
+
+TILE_SIZE = 160  # pixels per face in the saliency grids
+# One panel per head in the per-group bar charts (the tables in report.md have every headline metric).
+GROUP_PLOT_METRICS = ("age.mae", "gender.accuracy", "race.accuracy", "mask.accuracy")
+
+
+def scenario_name(data: Path) -> str:
+    """The dataset's scenario name (its scenario.yaml `name`), else the folder name."""
+    scenario_file = Path(data) / "scenario.yaml"
+    if scenario_file.is_file():
+        try:
+            name = (yaml.safe_load(scenario_file.read_text()) or {}).get("name")
+        except yaml.YAMLError:
+            name = None
+        if name:
+            return str(name)
+    return Path(data).resolve().name
+
+
+def summarise(
+    table: pd.DataFrame,
+    classes: dict,
+    n_bootstrap: int = 1000,
+    min_group_size: int = 10,
+    seed: int = 0,
+) -> dict:
+    """All metrics of a predictions table: overall, fairness, by occlusion, paired, saliency."""
+    overall = head_metrics(table, classes)
+    headline = {key: overall[key.split(".")[0]].get(key.split(".")[1]) for key in HEADLINE_METRICS}
+    saliency: dict[str, dict] = {}
+    if ATTENTION_SHARE in table.columns and COVERED_AREA in table.columns:
+        saliency["attention"] = summarise_shares(table[ATTENTION_SHARE].to_numpy(float), table[COVERED_AREA].to_numpy(float))
+    for head in HEADS:
+        column = gradcam_share_column(head)
+        if column in table.columns:
+            saliency[f"gradcam_{head}"] = summarise_shares(table[column].to_numpy(float), table[COVERED_AREA].to_numpy(float))
+    saliency = {name: values for name, values in saliency.items() if values["n"] > 0}
+    if "attention" in saliency:
+        headline["attention_on_occlusion"] = saliency["attention"]["mean_share"]
+    return {
+        "n_samples": int(len(table)),
+        "n_masked": int(table["mask"].sum()),
+        "headline": headline,
+        "overall": overall,
+        "fairness": grouped_report(table, FAIRNESS_COLUMNS, classes, min_group_size),
+        "occlusion": grouped_report(table, OCCLUSION_COLUMNS, classes, min_group_size),
+        "paired": paired_robustness(table, classes, n_bootstrap=n_bootstrap, seed=seed),
+        "saliency": saliency,
+    }
+
+
+def run_scenario(
+    model,
+    info: dict,
+    checkpoint: Path,
+    data: Path,
+    split: str,
+    device: str = "cpu",
+    batch_size: int = 64,
+    workers: int = 2,
+    gradcam_samples: int = 256,
+    n_bootstrap: int = 1000,
+    min_group_size: int = 10,
+    progress: bool = True,
+) -> tuple[dict, Predictions]:
+    """Predict one dataset split with a loaded model and summarise it (no files written)."""
+    from synthface.evaluation.inference import load_split_for_model, predict_dataset
+
+    table = load_split_for_model(data, split, info["race_taxonomy"])
+    found = predict_dataset(model, info, data, table, device=device, batch_size=batch_size, workers=workers,
+                            gradcam_samples=gradcam_samples, progress=progress)
+    summary = {
+        "checkpoint": str(checkpoint),
+        "dataset": str(data),
+        "scenario": scenario_name(data),
+        "split": split,
+        "model": {key: info[key] for key in ("race_taxonomy", "image_size", "attention", "epoch", "step", "classes")},
+        **summarise(found.table, info["classes"], n_bootstrap=n_bootstrap, min_group_size=min_group_size),
+    }
+    return summary, found
+
+
+def evaluate(
+    checkpoint: Path,
+    data: Path,
+    out: Path,
+    split: str = "test",
+    device: str = "auto",
+    batch_size: int = 64,
+    workers: int = 2,
+    gradcam_samples: int = 256,
+    n_bootstrap: int = 1000,
+    min_group_size: int = 10,
+    grid_size: int = 12,
+    make_plots: bool = True,
+    progress: bool = True,
+) -> dict:
+    """Run the model on the split, compute every metric, write the report; return the summary."""
+    from synthface.evaluation.inference import resolve_device
+    from synthface.training.checkpoint import load_for_inference
+
+    device = resolve_device(device)
+    data, out = Path(data), Path(out)
+    model, info = load_for_inference(checkpoint, device=device)
+    summary, found = run_scenario(model, info, checkpoint, data, split, device=device, batch_size=batch_size,
+                                  workers=workers, gradcam_samples=gradcam_samples, n_bootstrap=n_bootstrap,
+                                  min_group_size=min_group_size, progress=progress)
+    write_outputs(out, summary, found, data, grid_size if make_plots else 0, make_plots)
+    return summary
+
+
+def write_outputs(out: Path, summary: dict, found: Predictions, data: Path, grid_size: int, make_plots: bool) -> dict[str, Path]:
+    """metrics.json, predictions.csv, plots and report.md under `out`; returns the figure paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / METRICS_JSON, summary)
+    write_predictions(out / PREDICTIONS_CSV, found.table)
+    figures = draw_figures(out / PLOTS_DIR, summary, found, data, grid_size) if make_plots else {}
+    write_markdown_report(out / REPORT_MD, summary, figures)
+    return figures
+
+
+def draw_figures(folder: Path, summary: dict, found: Predictions, data: Path, grid_size: int) -> dict[str, Path]:
+    """Every figure the report shows, keyed by the name report.md refers to."""
+    table = found.table
+    figures = {
+        "confusion": plots.confusion_matrices(summary["overall"], folder / "confusion_matrices.png"),
+        "age": plots.age_scatter(table, folder / "age_scatter.png"),
+    }
+    for section in ("fairness", "occlusion"):
+        for column, report in summary[section].items():
+            figures[f"groups_{column}"] = plots.group_bars(report, GROUP_PLOT_METRICS, folder / f"by_{column}.png")
+    if summary["paired"].get("n_pairs", 0) > 0:
+        figures["paired"] = plots.paired_drops(summary["paired"], folder / "paired_drops.png")
+    if grid_size > 0 and found.attention is not None:
+        figures["attention_grid"] = attention_grid(found, data, folder / "attention_grid.png", grid_size)
+    if grid_size > 0 and len(found.gradcam_rows):
+        figures["gradcam_grid"] = gradcam_grid(found, data, folder / "gradcam_grid.png", rows=max(grid_size // 3, 1))
+    return figures
+
+
+# ----------------------------------------------------------------------------- saliency grids
+
+def _correct(row: pd.Series) -> bool:
+    """A prediction counts as correct for the grids when gender and race are right and age is within 10 years."""
+    return bool(row["gender_pred"] == row["gender"] and row["race_pred"] == row["race"]
+                and abs(row["age_pred"] - row["age"]) <= 10)
+
+
+def _caption(row: pd.Series) -> str:
+    return (f"age {row['age']:.0f}->{row['age_pred']:.0f} | {str(row['gender'])[0]}->{str(row['gender_pred'])[0]}\n"
+            f"{row['race']}->{row['race_pred']}")
+
+
+def _load_face(data: Path, file_name: str, size: int = TILE_SIZE) -> np.ndarray:
+    bgr = cv2.imread(str(data / file_name), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise FileNotFoundError(f"could not read image {data / file_name}")
+    return cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (size, size), interpolation=cv2.INTER_AREA)
+
+
+def pick_examples(table: pd.DataFrame, count: int) -> list[int]:
+    """Up to count/2 correct and count/2 wrong rows, masked faces first (the interesting case)."""
+    correct = table.apply(_correct, axis=1).to_numpy()
+    masked_first = np.argsort(-table["mask"].to_numpy(), kind="stable")
+    right = [int(i) for i in masked_first if correct[i]]
+    wrong = [int(i) for i in masked_first if not correct[i]]
+    half = count // 2
+    chosen = right[:half] + wrong[:count - min(half, len(right))]
+    if len(chosen) < count:
+        chosen += [i for i in right[half:] if i not in chosen][:count - len(chosen)]
+    return chosen
+
+
+def attention_grid(found: Predictions, data: Path, path: Path, count: int) -> Path:
+    """Attention maps over faces: correct (green) and wrong (red) predictions; white = occluder outline."""
+    table = found.table
+    rows = pick_examples(table, count)
+    regions = load_occlusion_maps(data, table.iloc[rows])
+    tiles, outlines = [], []
+    for row, region in zip(rows, regions):
+        tiles.append(overlay(_load_face(data, table.at[row, "file_name"]), found.attention[row]))
+        outlines.append(cv2.resize(region, (TILE_SIZE, TILE_SIZE), interpolation=cv2.INTER_NEAREST) if region is not None else None)
+    return plots.saliency_grid(
+        tiles, [_caption(table.iloc[row]) for row in rows], [_correct(table.iloc[row]) for row in rows], path,
+        title="Spatial attention (red = high); frame green = correct, red = wrong; white line = occluder",
+        outlines=outlines,
+    )
+
+
+def gradcam_grid(found: Predictions, data: Path, path: Path, rows: int) -> Path:
+    """Per face: the image, then the Grad-CAM of each head (frame = that head right or wrong)."""
+    table = found.table
+    chosen = list(range(min(rows, len(found.gradcam_rows))))
+    tiles, captions, correct, outlines = [], [], [], []
+    regions = load_occlusion_maps(data, table.iloc[found.gradcam_rows[chosen]])
+    for position, region in zip(chosen, regions):
+        row = table.iloc[int(found.gradcam_rows[position])]
+        face = _load_face(data, row["file_name"])
+        outline = cv2.resize(region, (TILE_SIZE, TILE_SIZE), interpolation=cv2.INTER_NEAREST) if region is not None else None
+        tiles.append(face)
+        captions.append(f"{'masked' if row['mask'] else 'unmasked'} face\n(frame: all heads)")
+        correct.append(_correct(row))
+        outlines.append(outline)
+        for head in HEADS:
+            tiles.append(overlay(face, found.gradcam[head][position]))
+            if head == "age":
+                captions.append(f"Grad-CAM age\n{row['age']:.0f}->{row['age_pred']:.0f}")
+                correct.append(abs(row["age_pred"] - row["age"]) <= 10)
+            else:
+                truth = row[head] if head != "mask" else ("masked" if row["mask"] else "unmasked")
+                captions.append(f"Grad-CAM {head}\n{truth}->{row[f'{head}_pred']}")
+                correct.append(row[f"{head}_pred"] == truth)
+            outlines.append(outline)
+    return plots.saliency_grid(tiles, captions, correct, path, columns=1 + len(HEADS), outlines=outlines,
+                               title="Grad-CAM per head (target: predicted class / predicted age); white line = occluder")

@@ -1,0 +1,178 @@
+"""Run a checkpoint over a dataset split: the per-sample predictions table, attention maps,
+and Grad-CAM maps for a subset, plus the saliency mass on each sample's occluded pixels.
+
+The predictions table keeps the metadata columns (labels, mask type, pair_id...) and adds
+`<head>_pred` and `<head>_p_<class>` columns (see metrics.pred_column / prob_column), so
+every metric and plot downstream works on one table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from synthface.dataset import DatasetError, read_metadata, validate_for_training
+from synthface.evaluation.metrics import CLASSIFICATION_HEADS, HEADS, pred_column, prob_column
+from synthface.evaluation.saliency import GradCam, gradcam_layer, mass_on_region
+from synthface.progress import progress_bar
+from synthface.taxonomy import convert_race
+
+ATTENTION_SHARE = "attention_on_occlusion"
+COVERED_AREA = "covered_area"  # share of the image's pixels under the occluder (from its map)
+
+
+def gradcam_share_column(head: str) -> str:
+    return f"gradcam_on_occlusion_{head}"
+
+
+@dataclass
+class Predictions:
+    """What one pass of a model over a dataset split produced."""
+
+    table: pd.DataFrame
+    attention: np.ndarray | None  # (N, h, w) float32, or None for a model without attention
+    gradcam_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # rows of `table`
+    gradcam: dict[str, np.ndarray] = field(default_factory=dict)  # head -> (len(gradcam_rows), h, w)
+
+
+def resolve_device(device: str) -> str:
+    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'; anything else is passed to torch."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def load_split_for_model(root: Path, split: str, model_taxonomy: str) -> pd.DataFrame:
+    """A dataset split with its race labels expressed in the model's taxonomy.
+
+    A fairface7 dataset can be scored by a utkface5 model (labels mapped); the reverse is
+    refused with the reason.
+    """
+    table = read_metadata(root)
+    taxonomy = validate_for_training(table, root)
+    part = table[table["split"] == split].reset_index(drop=True)
+    if part.empty:
+        found = sorted(table["split"].dropna().unique())
+        raise DatasetError(f"{root}: split {split!r} has no rows (splits present: {found}); choose one with --split")
+    if taxonomy != model_taxonomy:
+        try:
+            part["race"] = [convert_race(label, taxonomy, model_taxonomy) for label in part["race"]]
+        except ValueError as error:
+            raise DatasetError(f"{root}: the model predicts {model_taxonomy} races but the dataset uses {taxonomy}: {error}") from None
+        part["race_taxonomy"] = model_taxonomy
+    return part
+
+
+def predict_dataset(
+    model,
+    info: dict,
+    root: Path,
+    table: pd.DataFrame,
+    device: str = "cpu",
+    batch_size: int = 64,
+    workers: int = 2,
+    gradcam_samples: int = 256,
+    progress: bool = True,
+) -> Predictions:
+    """Forward every row of `table` (images under `root`) and collect predictions and maps."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from synthface.training.data import FaceDataset, LabelMaps
+    from synthface.training.transforms import eval_transform
+
+    classes = info["classes"]
+    dataset = FaceDataset(root, table, LabelMaps(race_taxonomy=info["race_taxonomy"]), eval_transform(info["image_size"]))
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+                        pin_memory=device.startswith("cuda"))
+    outputs: dict[str, list[np.ndarray]] = {head: [] for head in HEADS}
+    attention: list[np.ndarray] = []
+    model.eval()
+    with torch.inference_mode(), progress_bar(f"evaluate {Path(root).name}", len(dataset), quiet=not progress) as advance:
+        for images, *_labels in loader:
+            result = model(images.to(device, non_blocking=True))
+            advance(len(images))
+            outputs["age"].append(result["age"].float().cpu().numpy())
+            for head in CLASSIFICATION_HEADS:
+                outputs[head].append(torch.softmax(result[head].float(), dim=1).cpu().numpy())
+            if result.get("attention") is not None:
+                attention.append(result["attention"][:, 0].float().cpu().numpy())
+
+    predictions = table.copy()
+    predictions[pred_column("age")] = np.concatenate(outputs["age"])
+    for head in CLASSIFICATION_HEADS:
+        probabilities = np.concatenate(outputs[head])
+        predictions[pred_column(head)] = np.asarray(classes[head], dtype=object)[probabilities.argmax(axis=1)]
+        for index, name in enumerate(classes[head]):
+            predictions[prob_column(head, name)] = probabilities[:, index]
+    attention_maps = np.concatenate(attention) if attention else None
+
+    regions = load_occlusion_maps(root, predictions)
+    predictions[COVERED_AREA] = [float((region > 0).mean()) if region is not None else np.nan for region in regions]
+    if attention_maps is not None:
+        predictions[ATTENTION_SHARE] = [
+            mass_on_region(attention_maps[row], regions[row]) if regions[row] is not None else np.nan
+            for row in range(len(predictions))
+        ]
+    found = Predictions(predictions, attention_maps)
+    if gradcam_samples > 0:
+        _add_gradcam(found, model, dataset, regions, device, gradcam_samples, min(batch_size, 16), progress)
+    return found
+
+
+def load_occlusion_maps(root: Path, table: pd.DataFrame) -> list[np.ndarray | None]:
+    """Each row's occlusion map (uint8, 255 = covered) or None when the row records none."""
+    if "occlusion_file" not in table.columns:
+        return [None] * len(table)
+    regions: list[np.ndarray | None] = []
+    for name in table["occlusion_file"].fillna("").astype(str):
+        if not name:
+            regions.append(None)
+            continue
+        region = cv2.imread(str(Path(root) / name), cv2.IMREAD_GRAYSCALE)
+        if region is None:
+            raise DatasetError(f"{root}: occlusion map {name} is listed in the metadata but cannot be read")
+        regions.append(region)
+    return regions
+
+
+def gradcam_subset(table: pd.DataFrame, regions: list[np.ndarray | None], limit: int, seed: int = 0) -> np.ndarray:
+    """Up to `limit` rows for Grad-CAM: rows with a non-empty occluder first (they answer the
+    question), then the rest; a fixed seed so reruns explain the same faces."""
+    rng = np.random.default_rng(seed)
+    with_occluder = np.array([region is not None and bool((region > 0).any()) for region in regions])
+    first = rng.permutation(np.flatnonzero(with_occluder))
+    rest = rng.permutation(np.flatnonzero(~with_occluder))
+    return np.sort(np.concatenate([first, rest])[:limit]).astype(np.int64)
+
+
+def _add_gradcam(found: Predictions, model, dataset, regions, device: str, limit: int, batch_size: int,
+                 progress: bool) -> None:
+    """Grad-CAM maps per head on a subset, and their mass on the occluded pixels."""
+    import torch
+
+    rows = gradcam_subset(found.table, regions, limit)
+    explainer = GradCam(model, gradcam_layer(model))
+    maps: dict[str, list[np.ndarray]] = {head: [] for head in HEADS}
+    with progress_bar("grad-cam", len(rows), quiet=not progress) as advance:
+        for start in range(0, len(rows), batch_size):
+            batch_rows = rows[start:start + batch_size]
+            images = torch.stack([dataset[int(row)][0] for row in batch_rows]).to(device)
+            _, batch_maps = explainer(images, HEADS)
+            for head in HEADS:
+                maps[head].append(batch_maps[head])
+            advance(len(batch_rows))
+    found.gradcam_rows = rows
+    found.gradcam = {head: np.concatenate(parts) if parts else np.zeros((0, 1, 1), np.float32) for head, parts in maps.items()}
+    for head in HEADS:
+        column = np.full(len(found.table), np.nan)
+        for position, row in enumerate(rows):
+            if regions[row] is not None:
+                column[row] = mass_on_region(found.gradcam[head][position], regions[row])
+        found.table[gradcam_share_column(head)] = column
