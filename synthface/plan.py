@@ -227,15 +227,15 @@ def build_plan(scenario: Scenario, faces: list[PoolFace], n_samples: int | None 
 
     # Deal mask labels, types, wear styles and confusers as exact quotas within each split.
     mask_cfg = scenario.mask
+    per_split = {split: sum(n for key, n in counts.items() if key[0] == split) for split in SPLITS}
+    masked_per_split = largest_remainder(int(np.floor(made * mask_cfg.probability + 0.5)), per_split, per_split)
     specs: list[dict] = []
     for split in SPLITS:
         keys = [key for key in counts if key[0] == split and counts[key] > 0]
-        n_split = sum(counts[key] for key in keys)
+        n_split = per_split[split]
         if n_split == 0:
             continue
-        masked_per_key = largest_remainder(
-            round(n_split * mask_cfg.probability), {key: counts[key] for key in keys}, {key: counts[key] for key in keys}
-        )
+        masked_per_key = largest_remainder(masked_per_split[split], {key: counts[key] for key in keys}, {key: counts[key] for key in keys})
         n_masked = sum(masked_per_key.values())
         types = deal(largest_remainder(n_masked, mask_cfg.types), rng)
         styles = deal(largest_remainder(n_masked, mask_cfg.wear_styles), rng)

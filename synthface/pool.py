@@ -55,12 +55,12 @@ def _init_detector(model_path: str | None) -> None:
     _detector = LandmarkDetector(model_path)
 
 
-def _detect_file(path: str) -> CachedDetection:
+def _detect_file(path: str, detector: LandmarkDetector | None = None) -> CachedDetection:
     try:
         image = read_image_rgb(Path(path))
     except (ValueError, OSError):
         return CachedDetection(None, "unreadable image")
-    faces = _detector.detect(image)
+    faces = (detector or _detector).detect(image)
     if not faces:
         return CachedDetection(None, "no face found", image.shape[:2])
     return CachedDetection(faces[0], "", image.shape[:2])
@@ -80,10 +80,11 @@ def detect_all(paths: list[Path], cache: LandmarkCache, workers: int, model_path
         return results
     with progress_bar(f"landmarks ({len(results)} cached)", len(todo), quiet) as advance:
         if workers <= 1:
-            _init_detector(str(model_path) if model_path else None)
-            outputs = map(_detect_file, map(str, todo))
+            local = LandmarkDetector(model_path)
+            outputs = (_detect_file(str(path), local) for path in todo)
             pool = None
         else:
+            local = None
             pool = multiprocessing.get_context("spawn").Pool(workers, _init_detector, (str(model_path) if model_path else None,))
             outputs = pool.imap(_detect_file, map(str, todo), chunksize=8)
         try:
@@ -92,6 +93,8 @@ def detect_all(paths: list[Path], cache: LandmarkCache, workers: int, model_path
                 results[path] = detection
                 advance()
         finally:
+            if local is not None:
+                local.close()
             if pool is not None:
                 pool.close()
                 pool.join()

@@ -35,7 +35,7 @@ class RenderOutcome:
     failures: list[dict] = field(default_factory=list)  # fit failures, including replaced ones
 
 
-@dataclass
+@dataclass(eq=False)  # hashable by identity, for the image cache below
 class RenderContext:
     scenario: Scenario
     faces: list[PoolFace]
@@ -43,9 +43,14 @@ class RenderContext:
     cache: LandmarkCache
     out: Path
 
+    # Pools reuse faces (up to max_reuse, or without limit for the demo), so keep a few decoded.
     @lru_cache(maxsize=16)
     def source_image(self, path: Path) -> np.ndarray:
         return read_image_rgb(path)
+
+    @lru_cache(maxsize=256)
+    def landmarks(self, path: Path):
+        return self.cache.get(path)
 
 
 def encode_jpeg(image_rgb: np.ndarray, quality: int) -> bytes:
@@ -78,7 +83,7 @@ def render_sample(ctx: RenderContext, spec: SampleSpec) -> RenderOutcome:
 def _render_on_face(ctx: RenderContext, spec: SampleSpec, face: PoolFace) -> list[dict]:
     scenario = ctx.scenario
     rng = np.random.default_rng(spec.seed)
-    detection = ctx.cache.get(face.record.path)
+    detection = ctx.landmarks(face.record.path)
     if detection is None or detection.face is None:
         raise MaskFitError("landmarks missing from the cache")
     aligned = align_face(ctx.source_image(face.record.path), detection.face, scenario.image_size, scenario.faces.crop_margin)

@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 from PIL import Image
+from scipy import ndimage
 from typer.testing import CliRunner
 
 from synthface import facemesh
@@ -112,9 +113,14 @@ def test_masks_cover_mouth_and_nose_and_spare_the_eyes(dataset):
             assert all(at(i) for i in (facemesh.UPPER_LIP_TOP, facemesh.LOWER_LIP_BOTTOM, facemesh.MOUTH_LEFT, facemesh.MOUTH_RIGHT))
             eyes = facemesh.polygon_mask(points, facemesh.LEFT_EYE, occlusion.shape) | facemesh.polygon_mask(points, facemesh.RIGHT_EYE, occlusion.shape)
             assert not (occlusion & eyes).any()
-            assert np.abs(image - twin)[eyes].mean() < 3  # eyes untouched (JPEG noise only)
+            difference = np.abs(image - twin).mean(axis=2)
+            # Away from the mask the twins are the same pixels; JPEG blocks that straddle the
+            # mask's top edge may ring a little onto the eyes, nothing more.
+            far = ndimage.distance_transform_edt(~occlusion) > 12
+            assert difference[far].mean() < 0.5
+            assert difference[eyes].mean() < 6
             mouth = facemesh.polygon_mask(points, facemesh.LIPS_OUTER, occlusion.shape)
-            assert np.abs(image - twin)[mouth].mean() > 10  # the mouth is really covered
+            assert difference[mouth].mean() > 25  # the mouth is really covered
 
 
 def test_same_scenario_and_seed_give_the_same_bytes_with_any_worker_count(tmp_path, dataset, scenario_file):
@@ -131,6 +137,10 @@ def test_same_scenario_and_seed_give_the_same_bytes_with_any_worker_count(tmp_pa
 def test_resume_after_a_real_kill(tmp_path, scenario_file, isolated_cache):
     out = tmp_path / "killed"
     n = 300  # long enough (a few seconds) to be killed mid-run
+    data = yaml.safe_load(scenario_file.read_text())
+    data["balance"]["max_reuse"] = 100  # let 8 faces make 300 samples
+    scenario_file = tmp_path / "long.yaml"
+    scenario_file.write_text(yaml.safe_dump(data))
     command = [sys.executable, "-m", "synthface.cli", "generate", str(scenario_file), "--out", str(out), "-n", str(n),
                "--workers", "1", "--quiet"]
     process = subprocess.Popen(command, env=dict(os.environ, SYNTHFACE_CACHE=str(isolated_cache)),
@@ -148,7 +158,7 @@ def test_resume_after_a_real_kill(tmp_path, scenario_file, isolated_cache):
 
     refused = generate(scenario_file, "--out", out, "-n", n, "--workers", "1")
     assert refused.exit_code == 2 and "--resume" in refused.output
-    other_plan = generate(scenario_file, "--out", out, "-n", n + 1, "--workers", "1", "--resume")
+    other_plan = generate(scenario_file, "--out", out, "-n", n, "--seed", 1, "--workers", "1", "--resume")
     assert other_plan.exit_code == 2 and "another plan" in other_plan.output
     resumed = generate(scenario_file, "--out", out, "-n", n, "--workers", "1", "--resume")
     assert resumed.exit_code == 0, resumed.output
