@@ -78,7 +78,7 @@ def run_generate(scenario: Scenario, options: GenerateOptions) -> GenerateResult
     if not faces:
         raise GenerateError(f"no usable face in the pool ({pool_report.n_inputs} inputs; reasons: {pool_report.reasons()})")
     pool_seconds = time.perf_counter() - started
-    plan = build_plan(scenario, faces)
+    plan = build_plan(scenario, faces, wear_styles_of={name: library.get(name).wear_styles for name in library.names()})
     if scenario.balance.on_shortfall == "error":
         shortfall = build_report(scenario, plan, pool_report, None, []).get("shortfall", [])
         if shortfall:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -195,8 +196,36 @@ def deal(labels_counts: dict[str, int], rng: np.random.Generator) -> list[str]:
     return pool
 
 
-def build_plan(scenario: Scenario, faces: list[PoolFace], n_samples: int | None = None, seed: int | None = None) -> Plan:
-    """Turn a scenario and the usable faces of its pool into a Plan."""
+def pair_styles(types: list[str], styles: list[str], wear_styles_of: Mapping[str, Sequence[str]] | None) -> int:
+    """Make each (type, wear style) pair supported by swapping styles between samples; a style no
+    remaining sample can take becomes 'proper'. Returns how many styles had to become 'proper'."""
+    if wear_styles_of is None:
+        return 0
+    ok = lambda i, style: style in wear_styles_of.get(types[i], (style,))
+    replaced = 0
+    hopeless: set[tuple[str, str]] = set()  # (type, style) pairs no swap could fix: skip the search next time
+    for i in range(len(types)):
+        if ok(i, styles[i]):
+            continue
+        partner = None
+        if (types[i], styles[i]) not in hopeless:
+            partner = next((j for j in range(len(types)) if j != i and ok(i, styles[j]) and ok(j, styles[i])), None)
+        if partner is None:
+            hopeless.add((types[i], styles[i]))
+            styles[i] = "proper"
+            replaced += 1
+        else:
+            styles[i], styles[partner] = styles[partner], styles[i]
+    return replaced
+
+
+def build_plan(scenario: Scenario, faces: list[PoolFace], n_samples: int | None = None, seed: int | None = None,
+               wear_styles_of: Mapping[str, Sequence[str]] | None = None) -> Plan:
+    """Turn a scenario and the usable faces of its pool into a Plan.
+
+    `wear_styles_of` (mask type -> supported wear styles, from the mask library) keeps every
+    planned pair renderable: e.g. only two-strap types can be worn with one strap loose.
+    """
     n_total = scenario.n_samples if n_samples is None else n_samples
     seed = scenario.seed if seed is None else seed
     rng = np.random.default_rng(stable_hash("plan", seed))
@@ -239,6 +268,8 @@ def build_plan(scenario: Scenario, faces: list[PoolFace], n_samples: int | None 
         n_masked = sum(masked_per_key.values())
         types = deal(largest_remainder(n_masked, mask_cfg.types), rng)
         styles = deal(largest_remainder(n_masked, mask_cfg.wear_styles), rng)
+        if replaced := pair_styles(types, styles, wear_styles_of):
+            notes.append(f"{split}: {replaced} wear styles had no mask type that supports them and became 'proper'")
         confuser_shares = {**mask_cfg.confusers, "none": max(0.0, 1 - sum(mask_cfg.confusers.values()))}
         confusers = deal(largest_remainder(n_split - n_masked, confuser_shares), rng)
         for key in keys:

@@ -120,3 +120,15 @@ def test_shards_partition_the_plan():
     assert [s.index for part in parts for s in part] == list(range(len(samples)))
     with pytest.raises(ValueError):
         shard(samples, 4, 3)
+
+
+def test_wear_styles_are_paired_only_with_types_that_support_them():
+    data = {**SCENARIO, "mask": {"probability": 1.0, "types": {"surgical": 0.5, "n95": 0.5},
+                                 "wear_styles": {"proper": 0.5, "strap_loose": 0.5}}}
+    scenario = parse_scenario(data, check_paths=False)
+    support = {"surgical": ["proper", "chin"], "n95": ["proper", "strap_loose"]}
+    plan = build_plan(scenario, make_pool(60, ALL_CELLS), wear_styles_of=support)
+    pairs = Counter((s.mask_type, s.wear_style) for s in plan.samples)
+    assert pairs[("surgical", "strap_loose")] == 0
+    # Swaps keep the quotas whenever some type can take the style.
+    assert pairs[("n95", "strap_loose")] == 200 and pairs[("surgical", "proper")] == 200
