@@ -118,6 +118,8 @@ class AgeTarget(Strict):
 
 
 class GenderTarget(Strict):
+    """Gender target over male/female."""
+
     weights: Weights = Field("uniform", description="male/female probabilities, 'uniform' or 'source'.")
 
     @field_validator("weights")
@@ -132,6 +134,8 @@ class GenderTarget(Strict):
 
 
 class RaceTarget(Strict):
+    """Race target, in the labels of one taxonomy."""
+
     taxonomy: Literal["utkface5", "fairface7"] = Field("utkface5", description="Race label set; fairface7 pools map into utkface5.")
     weights: Weights = Field("source", description="Probabilities per race label, 'uniform' or 'source'.")
 
@@ -199,6 +203,8 @@ class FaceQuality(Strict):
 
 
 class Balance(Strict):
+    """How strata are filled from the pool."""
+
     max_reuse: int = Field(5, ge=1, description="Most samples made from one source face (the demo pool is exempt).")
     on_shortfall: Literal["warn", "error"] = Field(
         "warn", description="'warn': yield the samples anyway, as close to target as possible; 'error': stop before rendering."

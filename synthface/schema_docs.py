@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Union, get_args, get_origin
+from typing import Annotated, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
@@ -28,9 +28,24 @@ def _nested_model(annotation) -> type[BaseModel] | None:
 
 
 def _type_name(annotation) -> str:
-    text = getattr(annotation, "__name__", None) if get_origin(annotation) is None else None
-    text = text or str(annotation).replace("typing.", "").replace("pathlib.", "")
-    return text.replace("|", "\\|")
+    """A reader's name for a type: 'float range [low, high]', 'mapping str -> float', ..."""
+    origin, arguments = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return _type_name(arguments[0])
+    if origin is Literal:
+        return " / ".join(f"`{a}`" for a in arguments)
+    if origin is Union or str(origin) == "<class 'types.UnionType'>":
+        names = [_type_name(a) for a in arguments if a is not type(None)]
+        return " or ".join(names) + (" (optional)" if type(None) in arguments else "")
+    if origin is list:
+        return f"list of {_type_name(arguments[0])}"
+    if origin is tuple:
+        return f"[{', '.join(_type_name(a) for a in arguments)}]"
+    if origin is dict:
+        return f"mapping {_type_name(arguments[0])} -> {_type_name(arguments[1])}"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "section"
+    return {Path: "path"}.get(annotation, getattr(annotation, "__name__", str(annotation)))
 
 
 def _default(field) -> str:
@@ -44,7 +59,7 @@ def _default(field) -> str:
         return "(see below)"
     if isinstance(value, list) and value and isinstance(value[0], BaseModel):
         value = [v.model_dump(mode="json", exclude_defaults=True) for v in value]
-    return f"`{value}`".replace("|", "\\|")
+    return f"`{value}`"
 
 
 def reference_rows(model: type[BaseModel], prefix: str = "") -> list[str]:
@@ -54,7 +69,8 @@ def reference_rows(model: type[BaseModel], prefix: str = "") -> list[str]:
         path = f"{prefix}{name}"
         nested = _nested_model(field.annotation)
         description = (field.description or (nested.__doc__ or "").strip().split("\n")[0] if nested else field.description or "").replace("\n", " ")
-        rows.append(f"| `{path}` | {_type_name(field.annotation)} | {_default(field)} | {description} |")
+        cells = [f"`{path}`", _type_name(field.annotation), _default(field), description]
+        rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
         if nested is not None:
             child_prefix = f"{path}[].".replace("[].", "[]." if get_origin(field.annotation) is list else ".")
             rows.extend(reference_rows(nested, child_prefix))

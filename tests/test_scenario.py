@@ -86,3 +86,13 @@ def test_overrides_win_and_defaults_fill_in(library):
     assert (scenario.n_samples, scenario.seed) == (7, 3)
     assert scenario.splits.shares() == {"train": 0.8, "val": 0.1, "test": 0.1}
     assert scenario.age.bin_of(29.9) == "18-29" and scenario.age.bin_of(200) is None
+
+
+def test_every_scenario_key_is_documented_and_the_reference_is_current():
+    from synthface.scenario import Scenario
+    from synthface.schema_docs import update_doc
+
+    doc = Path(__file__).resolve().parent.parent / "docs" / "scenarios.md"
+    assert doc.read_text() == update_doc(doc, Scenario), "run `python -m synthface.schema_docs`"
+    for key in ("mask.appearance.palettes", "lighting.preset", "balance.on_shortfall", "sources[].kind", "pair_unmasked"):
+        assert f"| `{key}` |" in doc.read_text()
