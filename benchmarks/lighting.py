@@ -1,6 +1,6 @@
 """Milliseconds per image for synthface.lighting.apply_lighting on a real aligned face.
 
-    python benchmarks/lighting.py [--size 224] [--repeats 7] [--number 100]
+    python benchmarks/lighting.py [--size 224] [--repeats 7] [--number 100] [--cv2-threads 1]
 
 Uses the bundled astronaut photo with real MediaPipe landmarks, aligned as the generator
 aligns it. Prints, per configuration, the median and best of `repeats` timing runs of
@@ -22,7 +22,12 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224, help="aligned face size in pixels")
     parser.add_argument("--repeats", type=int, default=7, help="timing runs per configuration")
     parser.add_argument("--number", type=int, default=100, help="calls per timing run")
+    parser.add_argument("--cv2-threads", type=int, default=1, help="OpenCV threads (1 = one core, as one generator worker uses)")
     args = parser.parse_args()
+
+    import cv2
+
+    cv2.setNumThreads(args.cv2_threads)
 
     from skimage.data import astronaut
 
@@ -48,7 +53,7 @@ def main() -> None:
     bundled_mix = LightingConfig(preset={"studio": 0.3, "daylight": 0.3, "indoor_warm": 0.2, "dim": 0.1, "harsh_side": 0.1})
     fixed["scenario mix (presets drawn per sample)"] = [sample_lighting(bundled_mix, rng) for _ in range(args.number)]
 
-    print(f"apply_lighting at {args.size}x{args.size} px, {args.repeats} runs x {args.number} calls")
+    print(f"apply_lighting at {args.size}x{args.size} px, {args.repeats} runs x {args.number} calls, OpenCV threads {args.cv2_threads}")
     for label, params in fixed.items():
         for p in params[:3]:
             apply_lighting(image, points, p)  # warm-up: imports, transform caches
