@@ -245,3 +245,12 @@ def test_broken_definitions_fail_with_file_and_key(tmp_path, text, expected):
     with pytest.raises(MaskDefinitionError, match=expected) as error:
         MaskLibrary.load([tmp_path])
     assert str(file) in str(error.value)
+
+
+def test_docs_reference_is_current_and_lists_every_type():
+    from synthface.maskfit import reference
+
+    text = reference.DOC.read_text()
+    assert reference.updated(text) == text, "run `python -m synthface.maskfit.reference` to refresh docs/masks.md"
+    for name in LIBRARY.names():
+        assert f"`{name}`" in text

@@ -33,14 +33,17 @@ def list_command(
     except MaskDefinitionError as error:
         raise typer.BadParameter(str(error)) from None
     table = Table(title="synthface mask library")
-    for column in ("type", "label", "wear styles", "material", "straps", "palettes", "patterns", "description"):
-        table.add_column(column)
+    for column in ("type", "label", "wear styles", "material / straps", "palettes", "patterns"):
+        table.add_column(column, overflow="fold")
     for definition in library:
         label = "mask=1" if definition.is_mask else f"mask=0, occluder={definition.name}"
         patterns = ", ".join(f"{name} {weight:g}" for name, weight in definition.patterns.items())
-        table.add_row(definition.name, label, ", ".join(definition.wear_styles), definition.material.kind,
-                      definition.straps.kind, ", ".join(definition.palettes), patterns, definition.description)
-    Console().print(table)
+        table.add_row(definition.name, label, ", ".join(definition.wear_styles),
+                      f"{definition.material.kind} / {definition.straps.kind}", ", ".join(definition.palettes), patterns)
+    console = Console()
+    console.print(table)
+    for definition in library:
+        console.print(f"[bold]{definition.name}[/bold]: {definition.description} [dim]({definition.source})[/dim]")
 
 
 @masks_app.command("preview")
@@ -66,6 +69,6 @@ def preview_command(
         raise typer.BadParameter(str(error)) from None
     gallery = render_gallery(definitions, size=size, seed=seed)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(out), cv2.cvtColor(gallery, cv2.COLOR_RGB2BGR)):
+    if not cv2.imwrite(str(out), cv2.cvtColor(gallery, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90]):
         raise typer.BadParameter(f"could not write {out} (use a .jpg or .png name)")
     Console().print(f"wrote {out} ({gallery.shape[1]}x{gallery.shape[0]} px, {len(definitions)} types)")

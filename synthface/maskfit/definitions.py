@@ -123,7 +123,7 @@ class Straps(_Strict):
 
     kind: Literal["none", "ear_loops", "head_straps", "ties"] = Field("ear_loops", description="Strap layout.")
     width: float = Field(0.03, gt=0, description="Strap width, face units.")
-    color: str = Field("body", description="'#rrggbb', or 'body' for a lighter tint of the mask colour.")
+    color: str = Field("body", description="'#rrggbb', or 'body' for a shade of the mask colour.")
 
 
 class Margin(_Strict):

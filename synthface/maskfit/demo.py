@@ -90,6 +90,6 @@ def demo_faces(size: int = 224, yaws: tuple[float, ...] = DEMO_YAWS) -> tuple[De
                 if not detected:
                     continue
                 aligned = align_face(turned, detected[0], size)
-                label = photo.split(".")[0] + (f", turned {yaw:+.0f} deg" if yaw else ", frontal")
+                label = photo.split("_")[0].split(".")[0] + (f", turned {yaw:+.0f}" if yaw else ", frontal")
                 faces.append(DemoFace(label, aligned.image, aligned.points, detected[0].yaw))
     return tuple(faces)

@@ -38,9 +38,10 @@ def render_gallery(definitions: Sequence[MaskDefinition], size: int = 160, seed:
                 params = sample_mask_params(definition, appearance, wear, rng)
                 tiles.append(fit_mask(face.image, face.points, definition, params, light).image)
             rows.append(np.hstack(tiles))
-    header = [_label(["type", "wear style"], 40)[:, :LABEL_WIDTH]]
+    header = [_label(["type / wear style"], 40)]
     for face in faces:
         tile = np.full((40, size, 3), 245, np.uint8)
-        cv2.putText(tile, face.name, (4, 25), cv2.FONT_HERSHEY_SIMPLEX, 0.36, (30, 30, 30), 1, cv2.LINE_AA)
+        cv2.putText(tile, face.name, (4, 25), cv2.FONT_HERSHEY_SIMPLEX, 0.38 * min(size / 128, 1.5), (30, 30, 30), 1,
+                    cv2.LINE_AA)
         header.append(tile)
     return np.vstack([np.hstack(header), *rows])

@@ -117,12 +117,12 @@ def _strap_anchors(definition: MaskDefinition) -> tuple[np.ndarray, np.ndarray, 
     kind = definition.straps.kind
     if kind == "head_straps":  # above and below the ear, from inside the cup's rim
         starts = [top_corner + (-0.05, 0.12), bottom_corner + (-0.05, -0.15)]
-        ends = [(1.06, 0.1), (1.0, 1.15)]
+        ends = [(1.0, 0.15), (0.97, 1.1)]
     elif kind == "ties":
         starts, ends = [top_corner], [(1.08, 0.2)]
     else:  # ear loops: from the corners to the top and the bottom of the ear
         starts = [top_corner + (-0.02, 0.04), bottom_corner + (-0.02, -0.04)]
-        ends = [(1.05, 0.3), (1.03, 0.8)]
+        ends = [(1.02, 0.3), (1.0, 0.8)]
     nudges = [(0.0, -0.05), (0.0, 0.05)][: len(starts)]
     return np.array(starts, np.float64), np.array(ends, np.float64), np.array(nudges, np.float64)
 
