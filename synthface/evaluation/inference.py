@@ -39,6 +39,25 @@ class Predictions:
     gradcam: dict[str, np.ndarray] = field(default_factory=dict)  # head -> (len(gradcam_rows), h, w)
 
 
+class FaceImages:
+    """Map-style dataset of a split's images through the model's eval transform (labels stay in the table)."""
+
+    def __init__(self, root: Path, file_names: list[str], transform) -> None:
+        self.root = Path(root)
+        self.file_names = file_names
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.file_names)
+
+    def __getitem__(self, index: int):
+        path = self.root / self.file_names[index]
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise DatasetError(f"{self.root}: cannot read image {self.file_names[index]} listed in the metadata")
+        return self.transform(image=cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))["image"]
+
+
 def resolve_device(device: str) -> str:
     """'auto' -> 'cuda' when a GPU is visible, else 'cpu'; anything else is passed to torch."""
     import torch
@@ -60,6 +79,9 @@ def load_split_for_model(root: Path, split: str, model_taxonomy: str) -> pd.Data
     if part.empty:
         found = sorted(table["split"].dropna().unique())
         raise DatasetError(f"{root}: split {split!r} has no rows (splits present: {found}); choose one with --split")
+    missing = [name for name in part["file_name"] if not (Path(root) / name).is_file()]
+    if missing:
+        raise DatasetError(f"{root}: {len(missing)} image file(s) listed in the metadata do not exist, e.g. {missing[:3]}")
     if taxonomy != model_taxonomy:
         try:
             part["race"] = [convert_race(label, taxonomy, model_taxonomy) for label in part["race"]]
@@ -84,18 +106,17 @@ def predict_dataset(
     import torch
     from torch.utils.data import DataLoader
 
-    from synthface.training.data import FaceDataset, LabelMaps
     from synthface.training.transforms import eval_transform
 
     classes = info["classes"]
-    dataset = FaceDataset(root, table, LabelMaps(race_taxonomy=info["race_taxonomy"]), eval_transform(info["image_size"]))
+    dataset = FaceImages(root, table["file_name"].tolist(), eval_transform(info["image_size"]))
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
                         pin_memory=device.startswith("cuda"))
     outputs: dict[str, list[np.ndarray]] = {head: [] for head in HEADS}
     attention: list[np.ndarray] = []
     model.eval()
     with torch.inference_mode(), progress_bar(f"evaluate {Path(root).name}", len(dataset), quiet=not progress) as advance:
-        for images, *_labels in loader:
+        for images in loader:
             result = model(images.to(device, non_blocking=True))
             advance(len(images))
             outputs["age"].append(result["age"].float().cpu().numpy())
@@ -163,7 +184,7 @@ def _add_gradcam(found: Predictions, model, dataset, regions, device: str, limit
     with progress_bar("grad-cam", len(rows), quiet=not progress) as advance:
         for start in range(0, len(rows), batch_size):
             batch_rows = rows[start:start + batch_size]
-            images = torch.stack([dataset[int(row)][0] for row in batch_rows]).to(device)
+            images = torch.stack([dataset[int(row)] for row in batch_rows]).to(device)
             _, batch_maps = explainer(images, HEADS)
             for head in HEADS:
                 maps[head].append(batch_maps[head])
