@@ -19,6 +19,7 @@ from synthface.maskfit import (
     sample_mask_params,
 )
 from synthface.maskfit.demo import demo_faces
+from synthface.maskfit.render import effective_margins
 from synthface.maskfit.warp import clip_polygon
 
 LIGHT = np.array([0.3, -0.5, 0.81]) / np.linalg.norm([0.3, -0.5, 0.81])
@@ -96,15 +97,24 @@ def test_no_pixel_changes_outside_the_face_contour_plus_margin(faces, name):
     for wear in definition.wear_styles:
         for index, face in enumerate(faces):
             render, _ = _render(face, name, wear, seed=index)
-            bottom = max(definition.margin.bottom, 0.5) if wear == "chin" else definition.margin.bottom
             allowed = np.zeros(face.image.shape[:2], np.uint8)
-            polygon = clip_polygon(face.points, definition.margin.side, bottom)
+            polygon = clip_polygon(face.points, *effective_margins(definition, wear))
             cv2.fillPoly(allowed, [np.round(polygon).astype(np.int32)], 1)
             allowed = cv2.dilate(allowed, np.ones((5, 5), np.uint8)).astype(bool)  # anti-aliased edge pixels
             changed = np.any(render.image != face.image, axis=2)
             assert changed.any()
             assert not (changed & ~allowed).any(), f"{name}/{wear} on {face.name} drew outside the face"
             assert not (render.occlusion & ~allowed).any()
+
+
+def test_loose_strap_hangs_below_the_chin(faces):
+    face = faces[0]
+    chin_y = face.points[facemesh.CHIN, 1]
+    proper, _ = _render(face, "n95", "proper")
+    loose, params = _render(face, "n95", "strap_loose")
+    assert params.loose_side in (-1, 1) and params.as_metadata()["mask_loose_side"] in ("left", "right")
+    below = slice(int(chin_y) + 4, None)
+    assert loose.occlusion[below].sum() > proper.occlusion[below].sum() + 5
 
 
 def test_turned_head_hides_the_far_strap_and_compresses_the_far_side(faces):

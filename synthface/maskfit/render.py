@@ -35,7 +35,8 @@ from synthface.maskfit.warp import (
 GRID_STEP_UNITS = 0.12  # coarse map spacing in face units (about 7 px on a 224 px crop)
 SPLINE_SMOOTHING = 0.1
 SHADOW_STRENGTH = 0.35
-CHIN_WEAR_BOTTOM_MARGIN = 0.5  # face units below the chin that a mask worn on the chin may cover
+# Face units below the chin that a mask pulled onto the chin, or a strap hanging loose, may cover.
+HANGING_BOTTOM_MARGIN = {"chin": 0.5, "strap_loose": 0.5}
 
 
 @dataclass
@@ -50,6 +51,11 @@ class MaskRender:
 
 def _hex_rgb(text: str) -> tuple[int, int, int]:
     return tuple(int(text[i:i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
+
+
+def effective_margins(definition: MaskDefinition, wear_style: str) -> tuple[float, float]:
+    """(side, bottom) margins beyond the face contour, face units, for a type worn in a style."""
+    return definition.margin.side, max(definition.margin.bottom, HANGING_BOTTOM_MARGIN.get(wear_style, 0.0))
 
 
 def wear_transform(definition: MaskDefinition, params: MaskParams) -> np.ndarray:
@@ -189,10 +195,7 @@ def fit_mask(image_rgb: np.ndarray, points: np.ndarray, definition: MaskDefiniti
     canonical = canonical_face()
     image_xy = points[indices, :2] / scale
     to_face = ThinPlateSpline(image_xy, canonical[indices, :2], SPLINE_SMOOTHING)
-    bottom_margin = definition.margin.bottom
-    if params.wear_style == "chin":
-        bottom_margin = max(bottom_margin, CHIN_WEAR_BOTTOM_MARGIN)  # pulled down, it hangs under the jaw
-    polygon = clip_polygon(points, definition.margin.side, bottom_margin)
+    polygon = clip_polygon(points, *effective_margins(definition, params.wear_style))
     x0, y0 = np.floor(np.maximum(polygon.min(0), 0)).astype(int)
     x1, y1 = np.ceil(np.minimum(polygon.max(0) + 1, [width, height])).astype(int)
     if x1 - x0 < 4 or y1 - y0 < 4:
