@@ -73,6 +73,7 @@ class MaskParams:
     vertical_offset: float
     loose_side: int  # strap_loose: +1 subject's left strap hangs, -1 right, 0 none
     texture_seed: int  # picks the phase of the fabric noise
+    recolor: bool = True  # False: a photo template keeps its own colours
 
     def as_metadata(self) -> dict:
         """Primitive `mask_*` columns for the dataset's metadata table."""
@@ -140,6 +141,10 @@ def sample_mask_params(definition: MaskDefinition, appearance: MaskAppearance, w
     pattern = _weighted_choice(patterns, rng)
 
     color = _jitter(base, appearance, rng) if definition.recolor else base
+    if definition.image is not None and not definition.recolor:
+        from synthface.maskfit.photo import template_colour
+
+        color = template_colour(definition.image)
     color2 = _jitter(_contrasting(palette, base, rng), appearance, rng)
     color3 = _jitter(_contrasting(palette, color2, rng), appearance, rng)
     return MaskParams(
@@ -156,4 +161,5 @@ def sample_mask_params(definition: MaskDefinition, appearance: MaskAppearance, w
         vertical_offset=float(rng.uniform(*appearance.vertical_offset)),
         loose_side=int(rng.choice([-1, 1])) if wear_style == "strap_loose" else 0,
         texture_seed=int(rng.integers(1 << 16)),
+        recolor=definition.recolor,
     )

@@ -72,3 +72,35 @@ def preview_command(
     if not cv2.imwrite(str(out), cv2.cvtColor(gallery, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90]):
         raise typer.BadParameter(f"could not write {out} (use a .jpg or .png name)")
     Console().print(f"wrote {out} ({gallery.shape[1]}x{gallery.shape[0]} px, {len(definitions)} types)")
+
+
+@masks_app.command("import")
+def import_command(
+    image: Path = typer.Argument(..., exists=True, dir_okay=False, help="Photo of a mask: RGBA PNG, or any image on a uniform background."),
+    name: Optional[str] = typer.Option(None, "--name", help="Type name (default: the image's file name)."),
+    like: str = typer.Option("cloth", "--type", help="Bundled type whose outline, wear styles, straps and palettes the template takes (surgical, n95, kn95, cloth...)."),
+    out: Path = typer.Option(Path("masks"), "--out", help="Folder to write <name>.png, <name>.yaml and <name>_preview.jpg into; use it with --masks."),
+    recolor: bool = typer.Option(True, "--recolor/--no-recolor", help="Let scenarios recolour the template (hue shift), or keep its colours."),
+    size: int = typer.Option(160, min=64, max=512, help="Side of each face tile of the preview, pixels."),
+) -> None:
+    """Turn a mask photo into a mask type: cut it out, estimate its anchors, write a definition and a preview."""
+    import cv2
+    from rich.console import Console
+
+    from synthface.maskfit.definitions import MaskDefinitionError, MaskLibrary
+    from synthface.maskfit.photo import PhotoTemplateError, import_template
+    from synthface.maskfit.preview import render_gallery
+
+    type_name = name or image.stem.replace(" ", "_").replace("-", "_").lower()
+    try:
+        reference = MaskLibrary.load().get(like)
+        yaml_file, png = import_template(image, type_name, reference, out, recolor)
+        definition = MaskLibrary.load([out]).get(type_name)
+    except (PhotoTemplateError, MaskDefinitionError, KeyError) as error:
+        raise typer.BadParameter(str(error)) from None
+    preview = out / f"{type_name}_preview.jpg"
+    gallery = render_gallery([definition], size=size)
+    cv2.imwrite(str(preview), cv2.cvtColor(gallery, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    console = Console()
+    console.print(f"wrote {yaml_file}, {png} and the preview {preview}")
+    console.print(f"use it with: synthface generate SCENARIO --masks {out}  (mask.types: {{{type_name}: 1.0}})")

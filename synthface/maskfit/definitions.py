@@ -9,7 +9,7 @@ and the wear styles it supports. Adding a type means adding a YAML file, not cod
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal, Sequence, Union
+from typing import Annotated, Literal, Optional, Sequence, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -153,6 +153,13 @@ class MaskDefinition(_Strict):
     patterns: dict[Literal["plain", "stripes", "dots", "checks", "floral"], float] = Field(
         default_factory=lambda: {"plain": 1.0}, description="Pattern -> weight.")
     recolor: bool = Field(True, description="Whether colour variation applies (photo templates may opt out).")
+    image: Optional[str] = Field(
+        None, description="Photo template: an RGBA image (path relative to this YAML file) used instead of a flat "
+                          "colour; an image without alpha must have a uniform background, which is removed.")
+    anchors: Optional[dict[Literal["nose_bridge", "nose_tip", "chin", "left_cheek", "right_cheek", "left_jaw", "right_jaw",
+                                   "mouth_left", "mouth_right"], Point]] = Field(
+        None, description="Photo template: template pixel (x, y) -> named face point (at least 3). Unset: estimated "
+                          "from the alpha outline, matched to `outline`.")
     source: str = Field("", description="The file the definition was loaded from (filled in by the loader).")
     palette_colours: dict[str, list[tuple[int, int, int]]] = Field(
         default_factory=dict,
@@ -174,6 +181,13 @@ class MaskDefinition(_Strict):
         if not patterns or any(w < 0 for w in patterns.values()) or sum(patterns.values()) <= 0:
             raise ValueError("patterns needs at least one non-negative weight and a positive total")
         return patterns
+
+    @field_validator("anchors")
+    @classmethod
+    def _anchors(cls, anchors):
+        if anchors is not None and len(anchors) < 3:
+            raise ValueError("give at least 3 anchors (e.g. nose_bridge, chin, left_cheek, right_cheek), or none to estimate them")
+        return anchors
 
     @model_validator(mode="after")
     def _wear(self) -> "MaskDefinition":
@@ -214,9 +228,31 @@ def load_definition(file: Path) -> MaskDefinition:
         raise MaskDefinitionError(f"{file}: expected a mapping of keys (name, outline, ...), got {type(data).__name__}")
     data.setdefault("name", file.stem)
     try:
-        return MaskDefinition.model_validate({**data, "source": str(file)})
+        definition = MaskDefinition.model_validate({**data, "source": str(file)})
     except ValidationError as error:
         raise MaskDefinitionError(_format_errors(error, file)) from None
+    if definition.image is not None:
+        definition = _check_photo(definition, file)
+    return definition
+
+
+def _check_photo(definition: MaskDefinition, file: Path) -> MaskDefinition:
+    """Resolve a photo template's path and check it can be read and its anchors lie inside it."""
+    from synthface.maskfit.photo import PhotoTemplateError, read_rgba
+
+    image = (file.parent / definition.image).resolve()
+    if not image.is_file():
+        raise MaskDefinitionError(f"{file}: image: file not found: {image}")
+    try:
+        rgba = read_rgba(image)
+    except PhotoTemplateError as error:
+        raise MaskDefinitionError(f"{file}: image: {error}") from None
+    height, width = rgba.shape[:2]
+    for name, (x, y) in (definition.anchors or {}).items():
+        if not (0 <= x < width and 0 <= y < height):
+            raise MaskDefinitionError(
+                f"{file}: anchors.{name}: ({x}, {y}) lies outside the {width}x{height} image {image.name}")
+    return definition.model_copy(update={"image": str(image)})
 
 
 def _parse_hex(colour: str, where: str) -> tuple[int, int, int]:

@@ -46,7 +46,19 @@ class StaticTemplate:
     gloss: np.ndarray  # specular strength
     noise: np.ndarray  # (H + 2 pad) x (W + 2 pad) fabric texture, zero mean, unit-ish std
     outline: np.ndarray  # (K, 2) closed outline polygon in face space
+    albedo: np.ndarray | None = None  # HxWx3 float32 colours of a photo template (None: procedural)
     _visible: np.ndarray | None = None
+    _albedo_hsv: tuple | None = None
+
+    def albedo_hsv(self) -> tuple[np.ndarray, tuple[float, float, float]]:
+        """(HxWx3 HSV of the photo albedo, its dominant colour's HSV), cached."""
+        if self._albedo_hsv is None:
+            from synthface.maskfit.photo import dominant_colour
+
+            hsv = cv2.cvtColor(self.albedo / 255, cv2.COLOR_RGB2HSV)
+            dominant = np.float32([[dominant_colour(self.albedo, self.alpha)]]) / 255
+            self._albedo_hsv = (hsv, tuple(float(v) for v in cv2.cvtColor(dominant, cv2.COLOR_RGB2HSV)[0, 0]))
+        return self._albedo_hsv
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -135,13 +147,19 @@ def build_static_template(definition: MaskDefinition, level: int) -> StaticTempl
     """Draw the static layers of a mask template at `level` pixels per face unit."""
     ppu = float(level)
     outline = outline_polygon(definition)
-    lo = outline.min(0) - 0.08
-    hi = outline.max(0) + 0.08
-    width, height = (np.ceil((hi - lo) * ppu)).astype(int) + 1
+    albedo = None
+    if definition.image is not None:
+        from synthface.maskfit.photo import face_space_layers
+
+        lo, albedo, alpha = face_space_layers(definition.image, definition.anchors, outline, ppu)
+        height, width = alpha.shape
+    else:
+        lo = outline.min(0) - 0.08
+        width, height = (np.ceil((outline.max(0) + 0.08 - lo) * ppu)).astype(int) + 1
+        alpha = _fill_aa((outline - lo) * ppu, (height, width))
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
     x = lo[0] + xs / ppu
     y = lo[1] + ys / ppu
-    alpha = _fill_aa((outline - lo) * ppu, (height, width))
 
     # Distance from the outline inward (face units), for hems and edge effects.
     inside = (alpha > 0.5).astype(np.uint8)
@@ -236,8 +254,8 @@ def build_static_template(definition: MaskDefinition, level: int) -> StaticTempl
     map_x = np.broadcast_to(columns.astype(np.float32), (height + 2 * NOISE_PAD, len(columns)))
     map_y = np.broadcast_to(np.arange(height + 2 * NOISE_PAD, dtype=np.float32)[:, None], map_x.shape)
     noise = cv2.remap(surface, np.ascontiguousarray(map_x), np.ascontiguousarray(map_y), cv2.INTER_LINEAR)
-    return StaticTemplate(ppu, lo.astype(np.float32), x, y, u, alpha, normals.astype(np.float32), crease, valve, window,
-                          gloss, noise, outline)
+    return StaticTemplate(ppu, np.asarray(lo, np.float32), x, y, u, alpha, normals.astype(np.float32), crease, valve,
+                          window, gloss, noise, outline, albedo)
 
 
 def pattern_weights(params: MaskParams, x: np.ndarray, y: np.ndarray, pixel: float) -> tuple[np.ndarray, np.ndarray] | None:
@@ -281,6 +299,28 @@ def pattern_weights(params: MaskParams, x: np.ndarray, y: np.ndarray, pixel: flo
     return flower, centre
 
 
+def _photo_albedo(template: StaticTemplate, params: MaskParams) -> list[np.ndarray]:
+    """The photo's colours, recoloured toward `params.color` (unless `params.recolor` is off).
+
+    Hue turns by the difference between the target's hue and the photo's dominant hue, and
+    saturation and brightness scale by their ratios, so prints and seams keep their contrast.
+    A near-grey photo (white N95, grey fabric) is tinted instead: its brightness times the target.
+    """
+    if not params.recolor:
+        return [np.ascontiguousarray(template.albedo[..., c]) for c in range(3)]
+    hsv, (hue, saturation, value) = template.albedo_hsv()
+    target = cv2.cvtColor(np.float32([[params.color]]) / 255, cv2.COLOR_RGB2HSV)[0, 0]
+    if saturation < 0.15:
+        rgb_target = np.asarray(params.color, np.float32) / max(value * 255, 1.0)
+        return [template.albedo[..., c] * rgb_target[c] for c in range(3)]
+    turned = hsv.copy()
+    turned[..., 0] = (hsv[..., 0] + (target[0] - hue)) % 360
+    turned[..., 1] = np.clip(hsv[..., 1] * np.clip(target[1] / max(saturation, 1e-3), 0.3, 3.0), 0, 1)
+    turned[..., 2] = np.clip(hsv[..., 2] * np.clip(target[2] / max(value, 1e-3), 0.6, 1.5), 0, 1)
+    rgb = cv2.cvtColor(turned, cv2.COLOR_HSV2RGB) * 255
+    return [np.ascontiguousarray(rgb[..., c]) for c in range(3)]
+
+
 def colourise(template: StaticTemplate, params: MaskParams, light_face: np.ndarray, shading: float,
               valve_colour: tuple[int, int, int] | None) -> np.ndarray:
     """HxWx4 float32 premultiplied RGBA (colour 0..255 times alpha, alpha 0..1) of one sample's mask in face space.
@@ -292,7 +332,7 @@ def colourise(template: StaticTemplate, params: MaskParams, light_face: np.ndarr
     Works channel by channel on 2-D arrays: numpy broadcasting over a trailing axis of 3 is slow.
     """
     h, w = template.shape
-    weights = pattern_weights(params, template.u, template.y, 1.0 / template.ppu)
+    weights = pattern_weights(params, template.u, template.y, 1.0 / template.ppu) if template.albedo is None else None
     # Fabric texture: a window of the noise tile picked by the sample's seed.
     span = 2 * NOISE_PAD + 1
     oy, ox = (params.texture_seed // span) % span, params.texture_seed % span
@@ -306,9 +346,10 @@ def colourise(template: StaticTemplate, params: MaskParams, light_face: np.ndarr
         half = light32 + np.float32([0.0, 0.0, 1.0])
         half /= np.linalg.norm(half)
         spec = 255 * np.clip(template.normals @ half, 0, 1) ** 40 * template.gloss
+    base = _photo_albedo(template, params) if template.albedo is not None else None
     channels = []
     for c in range(3):
-        channel = np.full((h, w), float(params.color[c]), np.float32)
+        channel = base[c].copy() if base is not None else np.full((h, w), float(params.color[c]), np.float32)
         if weights is not None:
             second, accent = weights
             channel += (params.color2[c] - params.color[c]) * second
