@@ -238,8 +238,10 @@ def build_static_template(definition: MaskDefinition, level: int) -> StaticTempl
             h += 0.02 * frame.astype(np.float32)
             gloss = np.maximum(gloss, 0.6 * clear)
 
-    # A slight roll-off at the outline: fabric edges turn away from the camera.
+    # A slight roll-off at the outline: fabric edges turn away from the camera and sit in the
+    # face's shadow (ambient occlusion where the mask meets the skin).
     h -= 0.015 * np.exp(-edge_distance / 0.03).astype(np.float32)
+    crease *= (1 - 0.1 * np.exp(-edge_distance / 0.04)).astype(np.float32)
     # Soften the relief by about a pixel so sharp steps (fold edges) shade as narrow bands, not aliased lines.
     h = cv2.GaussianBlur(h, (0, 0), max(0.02 * ppu, 0.7))
     gy, gx = np.gradient(h * ppu)
