@@ -4,7 +4,7 @@ peak resident memory of the whole process tree, detection and fit-failure rates.
     python benchmarks/generate.py --scenario mixed_50 --source utkface:../shared/data/utkface-dev -n 3000
 
 Each phase runs `synthface generate` in a fresh process; memory is sampled from /proc every
-50 ms over the parent and all its workers (summed), so the figure is the real footprint.
+50 ms over the parent and all its workers: PSS summed (the real footprint) and RSS summed.
 """
 
 from __future__ import annotations
@@ -21,38 +21,53 @@ import time
 from pathlib import Path
 
 
-def tree_rss_bytes(root_pid: int) -> int:
-    """Resident memory of a process and all its descendants."""
+def process_tree(root_pid: int) -> list[int]:
+    """A process and all its descendants."""
     children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-            children.setdefault(int(fields[1]), []).append(int(entry))
-            rss[int(entry)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
-        except (OSError, IndexError, ValueError):
-            continue
-    total, stack = 0, [root_pid]
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    parent = int(handle.read().rsplit(")", 1)[1].split()[1])
+                children.setdefault(parent, []).append(int(entry))
+            except (OSError, IndexError, ValueError):
+                continue
+    tree, stack = [], [root_pid]
     while stack:
         pid = stack.pop()
-        total += rss.get(pid, 0)
+        tree.append(pid)
         stack.extend(children.get(pid, []))
-    return total
+    return tree
 
 
-def run_phase(command: list[str], env: dict) -> tuple[float, int]:
-    """Wall seconds and peak tree RSS of one command."""
+def tree_memory_bytes(root_pid: int) -> tuple[int, int]:
+    """(RSS, PSS) summed over the tree. PSS splits shared pages between the processes that map
+    them, so its sum is the tree's real footprint; the RSS sum counts shared libraries per process."""
+    rss = pss = 0
+    for pid in process_tree(root_pid):
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as handle:
+                for line in handle:
+                    if line.startswith("Rss:"):
+                        rss += int(line.split()[1]) * 1024
+                    elif line.startswith("Pss:"):
+                        pss += int(line.split()[1]) * 1024
+        except OSError:
+            continue
+    return rss, pss
+
+
+def run_phase(command: list[str], env: dict) -> tuple[float, int, int]:
+    """Wall seconds, peak tree RSS and peak tree PSS of one command."""
     start = time.perf_counter()
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    peak = 0
+    peak_rss = peak_pss = 0
 
     def sample() -> None:
-        nonlocal peak
+        nonlocal peak_rss, peak_pss
         while process.poll() is None:
-            peak = max(peak, tree_rss_bytes(process.pid))
+            rss, pss = tree_memory_bytes(process.pid)
+            peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
             time.sleep(0.05)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -61,7 +76,7 @@ def run_phase(command: list[str], env: dict) -> tuple[float, int]:
     sampler.join()
     if process.returncode != 0:
         sys.exit(f"generate failed:\n{errors}")
-    return time.perf_counter() - start, peak
+    return time.perf_counter() - start, peak_rss, peak_pss
 
 
 def main() -> None:
@@ -79,8 +94,8 @@ def main() -> None:
             "--workers", str(args.workers)]
     if args.source:
         base += ["--source", args.source]
-    cold_s, cold_peak = run_phase(base + ["--out", str(work / "cold")], env)
-    warm_s, warm_peak = run_phase(base + ["--out", str(work / "warm")], env)
+    cold_s, cold_rss, cold_pss = run_phase(base + ["--out", str(work / "cold")], env)
+    warm_s, warm_rss, warm_pss = run_phase(base + ["--out", str(work / "warm")], env)
     report = json.loads((work / "warm" / "report.json").read_text())
     cold_timing = json.loads((work / "cold" / ".synthface-run" / "timing.json").read_text())
     warm_timing = json.loads((work / "warm" / ".synthface-run" / "timing.json").read_text())
@@ -100,7 +115,8 @@ def main() -> None:
         ("cold: whole command s / images/s", f"{cold_s:.1f} / {images / cold_s:.1f}"),
         ("warm: whole command s / images/s", f"{warm_s:.1f} / {images / warm_s:.1f}"),
         ("warm: render stage images/s", f"{warm_timing['rendered_images'] / warm_timing['render_seconds']:.1f}"),
-        ("peak RSS cold / warm (MB, whole process tree)", f"{cold_peak / 2**20:.0f} / {warm_peak / 2**20:.0f}"),
+        ("peak memory cold / warm, PSS (MB, process tree)", f"{cold_pss / 2**20:.0f} / {warm_pss / 2**20:.0f}"),
+        ("peak memory cold / warm, RSS sum (MB, counts shared libs per process)", f"{cold_rss / 2**20:.0f} / {warm_rss / 2**20:.0f}"),
     ]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:

@@ -12,6 +12,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,6 +166,9 @@ def _init_worker(scenario_json: str, faces, mask_dirs, cache_root: str, model_pa
     from synthface.render import RenderContext
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # albumentations imports torch when it can (for ToTensorV2), which costs ~300 MB of private
+    # memory per process; render workers never use torch, so keep it out of them.
+    sys.modules.setdefault("torch", None)
     import cv2
 
     cv2.setNumThreads(1)  # one process per core already

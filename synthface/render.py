@@ -97,10 +97,10 @@ def _render_on_face(ctx: RenderContext, spec: SampleSpec, face: PoolFace) -> lis
         wear = spec.wear_style if spec.mask else "proper"
         params = sample_mask_params(definition, scenario.mask.appearance, wear, rng)
         rendered = fit_mask(image, aligned.points, definition, params, light.direction())
-        if spec.mask and rendered.occluded_fraction < scenario.mask.min_occluded_fraction:
+        minimum = scenario.mask.min_occluded_fraction[wear] if spec.mask else 0.0
+        if rendered.occluded_fraction < minimum:
             raise MaskFitError(
-                f"mask covers {rendered.occluded_fraction:.1%} of the face, below min_occluded_fraction "
-                f"{scenario.mask.min_occluded_fraction:.0%}"
+                f"mask covers {rendered.occluded_fraction:.1%} of the face, below min_occluded_fraction.{wear} {minimum:.0%}"
             )
         image, occlusion, occluded_fraction = rendered.image, rendered.occlusion, rendered.occluded_fraction
         mask_columns = params.as_metadata()
