@@ -22,6 +22,9 @@ generate_cli.register(app)
 from synthface.maskfit import cli as masks_cli  # noqa: E402
 
 masks_cli.register(app)
+from synthface.training import cli as training_cli  # noqa: E402
+
+training_cli.register(app)
 from synthface.evaluation import cli as evaluation_cli  # noqa: E402
 
 evaluation_cli.register(app)

@@ -9,6 +9,7 @@ resolved recipe, label maps, normalisation, image size and the dataset fingerpri
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, TypedDict
@@ -51,6 +52,26 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def link_checkpoint(source: Path, target: Path) -> None:
+    """Make `target` hold the same bytes as `source` atomically, by a hard link when the disk allows.
+
+    `save_checkpoint` always replaces a file with a new one, so a later save of `source`
+    never changes what `target` holds.
+    """
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    os.unlink(tmp)
+    try:
+        try:
+            os.link(source, tmp)
+        except OSError:  # no hard links here (some network or FAT disks): copy instead
+            shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -103,7 +103,12 @@ class OAMNet(nn.Module):
         state = _resnet50_state_dict(backbone_weights)
         if state is not None:
             state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-            missing, unexpected = backbone.load_state_dict(state, strict=False)
+            try:
+                missing, unexpected = backbone.load_state_dict(state, strict=False)
+            except RuntimeError as error:  # shape mismatches
+                raise BackboneWeightsError(
+                    f"backbone weights {backbone_weights!r} do not fit torchvision's ResNet-50: {error}"
+                ) from error
             missing = [k for k in missing if not k.startswith("fc.")]
             if missing or unexpected:
                 raise BackboneWeightsError(

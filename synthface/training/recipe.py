@@ -100,7 +100,7 @@ class LossSection(_Section):
 
 class OptimSection(_Section):
     epochs: int = Field(30, ge=1)
-    max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps in total")
+    max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps in total (the schedule still spans all epochs)")
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.05, ge=0)
     warmup_epochs: float = Field(1.0, ge=0)
