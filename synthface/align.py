@@ -16,36 +16,83 @@ class AlignedFace:
     image: np.ndarray  # size x size x 3 uint8 RGB
     points: np.ndarray  # (478, 3) landmarks in the crop's pixels (z scaled like x, y)
     matrix: np.ndarray  # 2x3 affine map from source pixels to crop pixels
+    margin: float  # the context actually kept around the face oval, per side
+
+
+def _rotation(points: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, float]:
+    """(angle that levels the eyes, face-oval centre, oval in the levelled frame, its extent)."""
+    left_eye, right_eye = facemesh.eye_centres(points)
+    dx, dy = left_eye - right_eye
+    angle = float(np.degrees(np.arctan2(dy, dx)))
+    oval = points[list(facemesh.FACE_OVAL), :2]
+    centre = (oval.min(axis=0) + oval.max(axis=0)) / 2
+    theta = np.radians(angle)
+    rot = np.array([[np.cos(theta), np.sin(theta)], [-np.sin(theta), np.cos(theta)]])
+    levelled = (oval - centre) @ rot.T
+    return angle, centre, rot, float(np.ptp(levelled, axis=0).max())
+
+
+def fitting_margin(points: np.ndarray, image_shape: tuple[int, ...], wanted: float, floor: float) -> float:
+    """The largest margin <= `wanted` (and >= `floor`) whose crop stays inside the photo.
+
+    Tightly cropped pools (UTKFace chips) have little context around the face: padding their
+    crop out to the full margin would fill it with invented pixels.
+    """
+    _, centre, rot, extent = _rotation(points)
+    size = np.array([image_shape[1], image_shape[0]], np.float64)
+    # The crop is the square |u|, |v| <= h in the levelled frame; image point = centre + (u, v) @ rot.
+    # A square fits inside the photo exactly when its four corners do.
+    half_side = np.inf
+    for corner in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
+        step = np.array(corner, np.float64) @ rot
+        for axis in (0, 1):
+            if step[axis] > 1e-9:
+                half_side = min(half_side, (size[axis] - centre[axis]) / step[axis])
+            elif step[axis] < -1e-9:
+                half_side = min(half_side, -centre[axis] / step[axis])
+    return float(np.clip(half_side / extent - 0.5, floor, wanted))
 
 
 def alignment_matrix(points: np.ndarray, size: int, margin: float = 0.35) -> np.ndarray:
     """2x3 similarity transform: rotate about the face centre so the eyes are level, scale the
     face oval (plus `margin` of its size on each side) to `size` pixels, centre it."""
-    left_eye, right_eye = facemesh.eye_centres(points)
-    dx, dy = left_eye - right_eye
-    angle = np.degrees(np.arctan2(dy, dx))
-    oval = points[list(facemesh.FACE_OVAL), :2]
-    centre = (oval.min(axis=0) + oval.max(axis=0)) / 2
-    # Measure the oval in the rotated frame so a tilted head is not cropped too loose.
-    theta = np.radians(angle)
-    rot = np.array([[np.cos(theta), np.sin(theta)], [-np.sin(theta), np.cos(theta)]])
-    extent = np.ptp((oval - centre) @ rot.T, axis=0).max()
+    angle, centre, _, extent = _rotation(points)
     scale = size / (extent * (1 + 2 * margin))
-    matrix = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), float(angle), float(scale))
+    matrix = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), angle, float(scale))
     matrix[:, 2] += size / 2 - centre
     return matrix
 
 
-def align_face(image_rgb: np.ndarray, face: FaceLandmarks | np.ndarray, size: int, margin: float = 0.35) -> AlignedFace:
+def align_face(image_rgb: np.ndarray, face: FaceLandmarks | np.ndarray, size: int, margin: float = 0.2,
+               min_margin: float = 0.0) -> AlignedFace:
     """The aligned crop of one face and its landmarks in crop coordinates.
 
-    Pixels outside the source photo are filled by replicating its border, which keeps
-    tightly cropped pools (UTKFace chips) free of black corners.
+    The margin shrinks (down to `min_margin`) when the photo has less context around the face.
+    Whatever still falls outside the photo is filled with a strongly blurred extension of its
+    edge, which reads as out-of-focus background instead of streaks or mirrored faces.
     """
     points = face.points if isinstance(face, FaceLandmarks) else np.asarray(face, np.float32)
-    matrix = alignment_matrix(points, size, margin)
-    crop = cv2.warpAffine(image_rgb, matrix, (size, size), flags=cv2.INTER_AREA if matrix[0, 0] ** 2 + matrix[0, 1] ** 2 < 1 else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    used = fitting_margin(points, image_rgb.shape, margin, min(min_margin, margin))
+    matrix = alignment_matrix(points, size, used)
+    shrinking = matrix[0, 0] ** 2 + matrix[0, 1] ** 2 < 1
+    flags = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    crop = cv2.warpAffine(image_rgb, matrix, (size, size), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    inside = cv2.warpAffine(np.full(image_rgb.shape[:2], 255, np.uint8), matrix, (size, size), flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    if inside.min() < 255:
+        crop = _soften_outside(crop, inside, size)
     moved = points.copy()
     moved[:, :2] = points[:, :2] @ matrix[:, :2].T + matrix[:, 2]
     moved[:, 2] = points[:, 2] * float(np.hypot(matrix[0, 0], matrix[0, 1]))
-    return AlignedFace(crop, moved, matrix)
+    return AlignedFace(crop, moved, matrix, used)
+
+
+def _soften_outside(crop: np.ndarray, inside: np.ndarray, size: int) -> np.ndarray:
+    """Blend the pixels outside the photo (inside == 0) into a blurred copy, with a soft seam."""
+    sigma = max(2.0, size / 20)
+    blurred = cv2.GaussianBlur(crop, (0, 0), sigma)
+    # Photo pixels stay as they are; outside, the replicated edge fades into the blur.
+    fade = cv2.GaussianBlur(inside.astype(np.float32) / 255, (0, 0), sigma / 3)
+    weight = np.where(inside == 255, 1.0, fade).astype(np.float32)[..., None]
+    mixed = crop.astype(np.float32) * weight + blurred.astype(np.float32) * (1 - weight)
+    return np.clip(mixed + 0.5, 0, 255).astype(np.uint8)

@@ -215,7 +215,12 @@ class FaceQuality(Strict):
     min_face_px: int = Field(32, ge=1, description="Smallest face (landmark box side, source pixels) to use.")
     max_abs_yaw: float = Field(60, gt=0, le=90, description="Largest |yaw| in degrees to use.")
     max_abs_pitch: float = Field(45, gt=0, le=90, description="Largest |pitch| in degrees to use.")
-    crop_margin: float = Field(0.35, ge=0, le=1, description="Context around the face oval in the aligned crop, per side.")
+    crop_margin: float = Field(
+        0.2, ge=0, le=1,
+        description="Context around the face oval in the aligned crop, per side, as a share of the oval's size. "
+        "Shrinks when the photo has less context (tightly cropped pools such as UTKFace chips); what is still "
+        "missing is filled with a blurred extension of the photo's edge.",
+    )
 
 
 class Balance(Strict):
