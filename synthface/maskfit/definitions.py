@@ -84,6 +84,11 @@ class Ribs(_Strict):
     angle: float = Field(0.0, description="Direction of the ridges in degrees (0: horizontal).")
     depth: float = Field(0.6, ge=0, description="Relief strength.")
     wobble: float = Field(0.0, ge=0, description="Waviness of the ridges, face units.")
+    offset: float = Field(0.0, description="Shift of the ridges across their direction, face units (to centre them).")
+    span: Optional[Point] = Field(
+        None, description="Range (start, end) along the ridges' direction where they exist, face units (unset: everywhere).")
+    profile: Literal["wave", "cylinders"] = Field(
+        "wave", description="wave: soft sine ridges (knit, drape); cylinders: rounded bands with dark seams (fingers).")
 
 
 class Valve(_Strict):
@@ -153,6 +158,8 @@ class MaskDefinition(_Strict):
     patterns: dict[Literal["plain", "stripes", "dots", "checks", "floral"], float] = Field(
         default_factory=lambda: {"plain": 1.0}, description="Pattern -> weight.")
     recolor: bool = Field(True, description="Whether colour variation applies (photo templates may opt out).")
+    skin_from_face: bool = Field(
+        False, description="Colour taken from the face's own skin (hands): the palette colour only tints it slightly.")
     image: Optional[str] = Field(
         None, description="Photo template: an RGBA image (path relative to this YAML file) used instead of a flat "
                           "colour; an image without alpha must have a uniform background, which is removed.")

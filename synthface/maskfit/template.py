@@ -214,11 +214,21 @@ def build_static_template(definition: MaskDefinition, level: int) -> StaticTempl
             h += 0.03 * ridge.astype(np.float32)
         elif isinstance(feature, Ribs):
             angle = np.radians(feature.angle)
-            across = -x * np.sin(angle) + y * np.cos(angle)
+            across = -x * np.sin(angle) + y * np.cos(angle) + feature.offset
             along = x * np.cos(angle) + y * np.sin(angle)
             phase = (across + feature.wobble * np.sin(along * 2 * np.pi / 0.9)) * 2 * np.pi / feature.period
-            h += 0.03 * feature.depth * feature.period / 0.25 * np.sin(phase).astype(np.float32)
-            crease *= 1 - 0.12 * feature.depth * np.clip(-np.sin(phase + 1.0), 0, 1).astype(np.float32) ** 3
+            # Where along their direction the ridges exist (fingers end at the palm).
+            reach = np.ones_like(x) if feature.span is None else (
+                _smoothstep(feature.span[0] - 0.05, feature.span[0] + 0.05, along)
+                * _smoothstep(feature.span[1] + 0.08, feature.span[1] - 0.08, along))
+            if feature.profile == "cylinders":  # side-by-side rounded bands (fingers, rolled folds) with dark seams
+                t = ((phase / (2 * np.pi)) % 1.0) * 2 - 1  # -1..1 across each band; seams where `across` is a multiple of period
+                bands = np.sqrt(np.clip(1 - t ** 2, 0, 1))
+                h += (0.05 * feature.depth * feature.period / 0.25 * bands * reach).astype(np.float32)
+                crease *= (1 - 0.35 * feature.depth * np.exp(-((np.abs(t) - 1) / 0.08) ** 2) * reach).astype(np.float32)
+            else:
+                h += (0.03 * feature.depth * feature.period / 0.25 * np.sin(phase) * reach).astype(np.float32)
+                crease *= (1 - 0.12 * feature.depth * np.clip(-np.sin(phase + 1.0), 0, 1) ** 3 * reach).astype(np.float32)
         elif isinstance(feature, Valve):
             r = np.sqrt((x - feature.centre[0]) ** 2 + (y - feature.centre[1]) ** 2) / feature.radius
             disc = _smoothstep(1.0, 1.0 - 2 * pixel / feature.radius, r)
