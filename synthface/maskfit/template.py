@@ -111,7 +111,7 @@ def _noise_tile(kind: str, shape: tuple[int, int], seed: int) -> np.ndarray:
     blotch = cv2.GaussianBlur(rng.standard_normal((h, w)).astype(np.float32), (0, 0), 5)
     blotch /= blotch.std() + 1e-6
     if kind == "nonwoven":  # pressed fibres: fine speckle and soft mottling
-        tile = 0.6 * cv2.GaussianBlur(white, (0, 0), 0.7) / 0.45 + 0.35 * blotch
+        tile = 0.55 * cv2.GaussianBlur(white, (0, 0), 0.7) / 0.45 + 0.18 * blotch
     elif kind == "woven":  # over-under threads plus irregular yarn
         weave = np.sin(xx * 2 * np.pi / 3.2) * np.sin(yy * 2 * np.pi / 3.2)
         tile = 0.5 * weave + 0.35 * cv2.GaussianBlur(white, (0, 0), 0.6) / 0.5 + 0.3 * blotch
