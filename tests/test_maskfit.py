@@ -264,3 +264,22 @@ def test_docs_reference_is_current_and_lists_every_type():
     assert reference.updated(text) == text, "run `python -m synthface.maskfit.reference` to refresh docs/masks.md"
     for name in LIBRARY.names():
         assert f"`{name}`" in text
+
+
+@pytest.mark.parametrize("size", [64, 512])
+def test_fit_works_at_the_smallest_and_largest_crop_sizes(faces, size):
+    """The generator renders 64-512 px crops: the same face, resized, is still covered correctly."""
+    import cv2
+
+    face = faces[0]
+    image = cv2.resize(face.image, (size, size), interpolation=cv2.INTER_AREA if size < 224 else cv2.INTER_CUBIC)
+    points = face.points.copy()
+    points[:, :2] = (points[:, :2] + 0.5) * size / 224 - 0.5
+    points[:, 2] *= size / 224
+    definition = LIBRARY.get("surgical")
+    params = sample_mask_params(definition, MaskAppearance(), "proper", np.random.default_rng(0))
+    render = fit_mask(image, points, definition, params, LIGHT)
+    reference, _ = _render(face, "surgical")
+    assert render.image.shape == image.shape and render.occlusion.shape == (size, size)
+    assert _covered(render.occlusion, points, facemesh.LIPS_OUTER) == 1.0
+    assert abs(render.occluded_fraction - reference.occluded_fraction) < 0.04
