@@ -134,51 +134,55 @@ def predict_dataset(
             predictions[prob_column(head, name)] = probabilities[:, index]
     attention_maps = np.concatenate(attention) if attention else None
 
-    regions = load_occlusion_maps(root, predictions)
-    predictions[COVERED_AREA] = [float((region > 0).mean()) if region is not None else np.nan for region in regions]
+    # Occlusion maps are read one at a time (a large test set's maps would not fit in memory).
+    covered, attention_share = [], []
+    for row, region in enumerate(iter_occlusion_maps(root, predictions)):
+        covered.append(float((region > 0).mean()) if region is not None else np.nan)
+        if attention_maps is not None:
+            attention_share.append(mass_on_region(attention_maps[row], region) if region is not None else np.nan)
+    predictions[COVERED_AREA] = covered
     if attention_maps is not None:
-        predictions[ATTENTION_SHARE] = [
-            mass_on_region(attention_maps[row], regions[row]) if regions[row] is not None else np.nan
-            for row in range(len(predictions))
-        ]
+        predictions[ATTENTION_SHARE] = attention_share
     found = Predictions(predictions, attention_maps)
     if gradcam_samples > 0:
-        _add_gradcam(found, model, dataset, regions, device, gradcam_samples, min(batch_size, 16), progress)
+        _add_gradcam(found, model, dataset, root, device, gradcam_samples, min(batch_size, 16), progress)
     return found
 
 
-def load_occlusion_maps(root: Path, table: pd.DataFrame) -> list[np.ndarray | None]:
-    """Each row's occlusion map (uint8, 255 = covered) or None when the row records none."""
-    if "occlusion_file" not in table.columns:
-        return [None] * len(table)
-    regions: list[np.ndarray | None] = []
-    for name in table["occlusion_file"].fillna("").astype(str):
+def iter_occlusion_maps(root: Path, table: pd.DataFrame):
+    """Each row's occlusion map (uint8, 255 = covered), or None when the row records none."""
+    names = table["occlusion_file"].fillna("").astype(str) if "occlusion_file" in table.columns else [""] * len(table)
+    for name in names:
         if not name:
-            regions.append(None)
+            yield None
             continue
         region = cv2.imread(str(Path(root) / name), cv2.IMREAD_GRAYSCALE)
         if region is None:
             raise DatasetError(f"{root}: occlusion map {name} is listed in the metadata but cannot be read")
-        regions.append(region)
-    return regions
+        yield region
 
 
-def gradcam_subset(table: pd.DataFrame, regions: list[np.ndarray | None], limit: int, seed: int = 0) -> np.ndarray:
+def load_occlusion_maps(root: Path, table: pd.DataFrame) -> list[np.ndarray | None]:
+    """`iter_occlusion_maps` as a list (for a handful of rows: grids, Grad-CAM subsets)."""
+    return list(iter_occlusion_maps(root, table))
+
+
+def gradcam_subset(table: pd.DataFrame, limit: int, seed: int = 0) -> np.ndarray:
     """Up to `limit` rows for Grad-CAM: rows with a non-empty occluder first (they answer the
     question), then the rest; a fixed seed so reruns explain the same faces."""
     rng = np.random.default_rng(seed)
-    with_occluder = np.array([region is not None and bool((region > 0).any()) for region in regions])
+    with_occluder = (table[COVERED_AREA].fillna(0) > 0).to_numpy()
     first = rng.permutation(np.flatnonzero(with_occluder))
     rest = rng.permutation(np.flatnonzero(~with_occluder))
     return np.sort(np.concatenate([first, rest])[:limit]).astype(np.int64)
 
 
-def _add_gradcam(found: Predictions, model, dataset, regions, device: str, limit: int, batch_size: int,
+def _add_gradcam(found: Predictions, model, dataset, root: Path, device: str, limit: int, batch_size: int,
                  progress: bool) -> None:
     """Grad-CAM maps per head on a subset, and their mass on the occluded pixels."""
     import torch
 
-    rows = gradcam_subset(found.table, regions, limit)
+    rows = gradcam_subset(found.table, limit)
     explainer = GradCam(model, gradcam_layer(model))
     maps: dict[str, list[np.ndarray]] = {head: [] for head in HEADS}
     with progress_bar("grad-cam", len(rows), quiet=not progress) as advance:
@@ -190,10 +194,11 @@ def _add_gradcam(found: Predictions, model, dataset, regions, device: str, limit
                 maps[head].append(batch_maps[head])
             advance(len(batch_rows))
     found.gradcam_rows = rows
+    regions = load_occlusion_maps(root, found.table.iloc[rows])
     found.gradcam = {head: np.concatenate(parts) if parts else np.zeros((0, 1, 1), np.float32) for head, parts in maps.items()}
     for head in HEADS:
         column = np.full(len(found.table), np.nan)
-        for position, row in enumerate(rows):
-            if regions[row] is not None:
-                column[row] = mass_on_region(found.gradcam[head][position], regions[row])
+        for position, (row, region) in enumerate(zip(rows, regions)):
+            if region is not None:
+                column[row] = mass_on_region(found.gradcam[head][position], region)
         found.table[gradcam_share_column(head)] = column
