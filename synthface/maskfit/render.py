@@ -228,7 +228,7 @@ def fit_mask(image_rgb: np.ndarray, points: np.ndarray, definition: MaskDefiniti
     grid = np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2)
     face_xy = to_face(grid / scale)
 
-    level = next((lv for lv in LEVELS if lv >= 0.9 * scale), LEVELS[-1])
+    level = next((lv for lv in LEVELS if lv >= 0.75 * scale), LEVELS[-1])
     template = static_template(definition, level)
     to_template = wear_transform(definition, params)
     template_xy = face_xy @ to_template[:, :2].T + to_template[:, 2]

@@ -16,8 +16,9 @@ from synthface.maskfit.appearance import MaskParams
 from synthface.maskfit.definitions import Dome, Fold, Hem, MaskDefinition, Pleats, Ribs, Valve, Window, Wire
 
 # Template resolutions in pixels per face unit; a fit picks the smallest one that is at least
-# 0.9x the face's own pixels per unit, so a 224 px crop (55-66 px per unit) uses 60.
-LEVELS = (36, 60, 96, 160, 256)
+# 0.75x the face's own pixels per unit (bilinear warping hides the difference), so a 224 px crop
+# (55-64 px per unit) uses 48.
+LEVELS = (32, 48, 64, 80, 96, 128, 160, 192, 256)
 NOISE_PAD = 32  # extra noise border so each sample can take a shifted window
 # The face seen from the front is roughly a cylinder of this radius (face units): fabric drawn
 # evenly on the surface looks compressed toward the cheeks, as printed patterns on a real mask do.
@@ -300,12 +301,22 @@ def pattern_weights(params: MaskParams, x: np.ndarray, y: np.ndarray, pixel: flo
     # floral: a lattice of jittered five-petal flowers with accent centres
     period = 0.32 * scale
     ci, cj = np.floor(u / period), np.floor(v / period)
-    cx = (ci + 0.25 + 0.5 * _hash(ci, cj)) * period
-    cy = (cj + 0.25 + 0.5 * _hash(cj + 7.0, ci)) * period
+    # Per-cell random values from a small table (cells are few; hashing every pixel is slow).
+    i0, j0 = ci.min(), cj.min()
+    ii, jj = np.meshgrid(np.arange(i0, ci.max() + 1), np.arange(j0, cj.max() + 1), indexing="ij")
+    rows, cols = (ci - i0).astype(np.intp), (cj - j0).astype(np.intp)
+    cx = (ci + 0.25 + 0.5 * _hash(ii, jj)[rows, cols]) * period
+    cy = (cj + 0.25 + 0.5 * _hash(jj + 7.0, ii)[rows, cols]) * period
+    turn = 6.283 * _hash(ii + 3.0, jj + 5.0)[rows, cols]
     dx, dy = u - cx, v - cy
-    r = np.sqrt(dx ** 2 + dy ** 2)
-    theta = np.arctan2(dy, dx) + 6.283 * _hash(ci + 3.0, cj + 5.0)
-    petal = 0.3 * period * (0.62 + 0.38 * np.cos(5 * theta))
+    r2 = dx * dx + dy * dy
+    r = np.sqrt(r2)
+    # cos(5 theta + turn) without arctan: the real and imaginary parts of (dx + i dy)^5 / r^5.
+    dx2, dy2 = dx * dx, dy * dy
+    re5 = dx * (dx2 * dx2 - 10 * dx2 * dy2 + 5 * dy2 * dy2)
+    im5 = dy * (5 * dx2 * dx2 - 10 * dx2 * dy2 + dy2 * dy2)
+    cos5 = (re5 * np.cos(turn) - im5 * np.sin(turn)) / np.maximum(r2 * r2 * r, 1e-12)
+    petal = 0.3 * period * (0.62 + 0.38 * cos5)
     flower = np.clip((petal - r) / pixel + 0.5, 0, 1)
     centre = np.clip((0.08 * period - r) / pixel + 0.5, 0, 1)
     return flower, centre
