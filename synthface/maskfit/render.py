@@ -146,7 +146,7 @@ def _strap_anchors(definition: MaskDefinition) -> tuple[np.ndarray, np.ndarray, 
         starts, ends = [top_corner], [(1.08, 0.2)]
     else:  # ear loops: from the corners to the top and the bottom of the ear
         starts = [top_corner + (-0.02, 0.04), bottom_corner + (-0.02, -0.04)]
-        ends = [(1.02, 0.3), (1.0, 0.8)]
+        ends = [(1.0, 0.08), (0.98, 0.72)]
     nudges = [(0.0, -0.05), (0.0, 0.05)][: len(starts)]
     return np.array(starts, np.float64), np.array(ends, np.float64), np.array(nudges, np.float64)
 
