@@ -146,7 +146,7 @@ def _strap_anchors(definition: MaskDefinition) -> tuple[np.ndarray, np.ndarray, 
         starts, ends = [top_corner], [(1.08, 0.2)]
     else:  # ear loops: from the corners to the top and the bottom of the ear
         starts = [top_corner + (-0.02, 0.04), bottom_corner + (-0.02, -0.04)]
-        ends = [(1.0, 0.08), (0.98, 0.72)]
+        ends = [(1.02, 0.22), (0.98, 0.72)]
     nudges = [(0.0, -0.05), (0.0, 0.05)][: len(starts)]
     return np.array(starts, np.float64), np.array(ends, np.float64), np.array(nudges, np.float64)
 
@@ -255,6 +255,7 @@ def fit_mask(image_rgb: np.ndarray, points: np.ndarray, definition: MaskDefiniti
     premultiplied = np.ascontiguousarray(warped[..., :3])
     alpha = np.ascontiguousarray(warped[..., 3])
 
+    body_alpha = alpha  # thin straps cast no noticeable shadow
     # 4. Straps, drawn in image space along face-space curves.
     paths = _strap_paths(definition, params, to_template)
     if paths:
@@ -264,7 +265,7 @@ def fit_mask(image_rgb: np.ndarray, points: np.ndarray, definition: MaskDefiniti
     # 5. Contact shadow: the mask stands off the skin, so its edge casts a soft shadow away from the light.
     offset = np.clip(-light[:2] / max(light[2], 0.3), -2, 2) * 0.025 * scale
     shift = np.float32([[1, 0, offset[0]], [0, 1, offset[1] + 0.01 * scale]])
-    cast = cv2.warpAffine(alpha, shift, (box_w, box_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    cast = cv2.warpAffine(body_alpha, shift, (box_w, box_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     cast = cv2.GaussianBlur(cast, (0, 0), max(0.03 * scale, 0.8))
     # Cut the blur's faint tail (it would tint eyes a level) and keep the shadow on the face.
     cast = np.maximum(cast - 0.03, 0) * (clip_f / 0.97)
