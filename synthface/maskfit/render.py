@@ -61,7 +61,7 @@ def effective_margins(definition: MaskDefinition, wear_style: str) -> tuple[floa
 def wear_transform(definition: MaskDefinition, params: MaskParams) -> np.ndarray:
     """2x3 affine from face space to the template's own space (its outline as defined = proper wear).
 
-    nose_exposed slides the mask down until its top edge sits between the nose tip and the upper lip;
+    nose_exposed slides the mask down until its top edge sits just under the nose;
     chin slides it under the lower lip and bunches it vertically; strap_loose tilts it toward the
     loose side. Size scales about the mask's centre; vertical_offset shifts it.
     """
@@ -73,7 +73,7 @@ def wear_transform(definition: MaskDefinition, params: MaskParams) -> np.ndarray
     squash = 1.0
     angle = 0.0
     if params.wear_style == "nose_exposed":
-        target = 0.3 * face[facemesh.NOSE_TIP, 1] + 0.7 * face[facemesh.UPPER_LIP_TOP, 1] - 0.04
+        target = face[SUBNASALE, 1] + 0.01
         shift += max(target - top, 0.0)
     elif params.wear_style == "chin":
         target = face[facemesh.LOWER_LIP_BOTTOM, 1] + 0.1
@@ -92,6 +92,7 @@ def wear_transform(definition: MaskDefinition, params: MaskParams) -> np.ndarray
     return np.hstack([inverse, offset[:, None]])
 
 
+SUBNASALE = 2  # landmark where the nose meets the upper lip
 SKIN_SAMPLE_POINTS = (50, 280, 101, 330, 205, 425)  # cheek landmarks below the eyes, away from beard and lips
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import cv2
 import numpy as np
 
 from synthface import facemesh
@@ -145,8 +146,12 @@ def far_side(points: np.ndarray) -> tuple[int, float]:
     return (1 if delta[2] > 0 else -1), turn
 
 
+# Midline and lip landmarks that stick out of the face outline in profile.
+PROFILE_POINTS = (*facemesh.NOSE_BRIDGE, facemesh.NOSE_TIP, 2, *facemesh.LIPS_OUTER, 18, 200, 199, 175, facemesh.CHIN)
+
+
 def clip_polygon(points: np.ndarray, side_margin: float, bottom_margin: float) -> np.ndarray:
-    """The face oval pushed outward by the mask's allowed margins (pixels), as an (N, 2) polygon.
+    """The face oval pushed outward by the mask's allowed margins (pixels), as an (N, 2) convex polygon.
 
     Below the mouth the push blends from the side margin to the bottom margin; on the far side
     of a turned head it shrinks to nothing (the mask's edge and strap go behind the face).
@@ -166,4 +171,9 @@ def clip_polygon(points: np.ndarray, side_margin: float, bottom_margin: float) -
     margin = (side_margin * (1 - below) + bottom_margin * below) * scale
     far = np.sign(canonical[:, 0]) == side
     margin = np.where(far, margin * np.clip(1 - 2.5 * turn, 0, 1), margin)
-    return oval + normal * margin[:, None]
+    pushed = oval + normal * margin[:, None]
+    # On a turned head the nose, lips and chin stand out past the far cheek's contour; a mask
+    # bridges them, so the region is the convex hull of the contour and those points.
+    profile = points[list(PROFILE_POINTS), :2].astype(np.float64)
+    hull = cv2.convexHull(np.concatenate([pushed, profile]).astype(np.float32))[:, 0, :]
+    return hull.astype(np.float64)
