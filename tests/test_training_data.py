@@ -137,19 +137,24 @@ def test_overrides_and_set_values_are_validated() -> None:
 # ------------------------------------------------------------------ sampler, transforms, loss
 def test_sampler_is_epoch_seeded_shards_like_ddp_and_skips_on_resume() -> None:
     sampler = ResumableSampler(10, seed=3)
-    sampler.set_epoch(1)
+    sampler.set_position(1)
     epoch1 = [key.index for key in sampler]
     assert sorted(epoch1) == list(range(10))
-    sampler.set_epoch(1, skip=4)
-    rest = list(sampler)
-    assert [key.index for key in rest] == epoch1[4:] and len(sampler) == 6
-    sampler.set_epoch(2)
+    sampler.set_position(1, skip=4)
+    assert [key.index for key in sampler] == epoch1[4:] and len(sampler) == 6
+    sampler.set_position(2)
     assert [key.index for key in sampler] != epoch1
+    # Several epochs in one pass, resumed mid-way: epoch 1's rest, then all of epoch 2.
+    sampler.set_position(1, skip=7, end_epoch=3)
+    assert [key.index for key in sampler] == epoch1[7:] + sampler.epoch_order(2).tolist()
     shards = [ResumableSampler(10, seed=3, rank=r, world_size=3) for r in range(3)]
     for shard in shards:
-        shard.set_epoch(1)
+        shard.set_position(1)
     seen = [key.index for shard in shards for key in shard]
     assert all(len(shard) == 4 for shard in shards) and set(seen) == set(range(10))
+    whole_batches = ResumableSampler(10, seed=3, batch_size=4)
+    whole_batches.set_position(0, end_epoch=2)
+    assert len(list(whole_batches)) == len(whole_batches) == 16  # 2 batches of 4 per epoch
 
 
 def test_balanced_sampler_equalises_groups() -> None:
@@ -158,7 +163,7 @@ def test_balanced_sampler_equalises_groups() -> None:
     sampler = ResumableSampler(100, seed=0, weights=weights)
     drawn = []
     for epoch in range(20):
-        sampler.set_epoch(epoch)
+        sampler.set_position(epoch)
         drawn += [key.index for key in sampler]
     drawn = np.array(drawn)
     share_black = (drawn >= 90).mean()

@@ -67,12 +67,13 @@ def train_command(
     except (RecipeError, DatasetError, CheckpointError, BackboneWeightsError) as error:
         console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from None
-    if result.history:
+    if result.history and result.is_main:
         last = result.history[-1]
         console.print(
             f"done: {out_dir}/{BEST} (val loss {min(h['val_loss'] for h in result.history):.3f}), "
             f"last epoch: age MAE {last['val_age_mae']:.2f}, gender {last['val_gender_acc']:.3f}, "
-            f"race {last['val_race_acc']:.3f}, mask {last['val_mask_acc']:.3f}; metrics in {out_dir}/metrics.csv"
+            f"race {last['val_race_acc']:.3f}, mask {last['val_mask_acc']:.3f}; metrics in {out_dir}/metrics.csv",
+            soft_wrap=True,
         )
 
 

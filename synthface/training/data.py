@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, NamedTuple
@@ -57,9 +58,9 @@ def encode_targets(table: pd.DataFrame, labels: LabelMaps) -> Targets:
         return np.array([lookup.get(v, MISSING_CLASS) if isinstance(v, str) else MISSING_CLASS
                          for v in table[column]], dtype=np.int64)
 
-    mask = pd.to_numeric(table["mask"], errors="coerce").to_numpy()
+    mask = pd.to_numeric(table["mask"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     return Targets(
-        age=pd.to_numeric(table["age"], errors="coerce").to_numpy(dtype=np.float32),
+        age=pd.to_numeric(table["age"], errors="coerce").to_numpy(dtype=np.float32, na_value=np.nan),
         gender=indices("gender", labels.gender),
         race=indices("race", labels.race),
         mask=np.where(np.isnan(mask), MISSING_CLASS, np.nan_to_num(mask)).astype(np.int64),
@@ -131,23 +132,28 @@ class SampleKey(NamedTuple):
 class ResumableSampler(Sampler[SampleKey]):
     """Epoch-seeded order (shuffled, or balanced over metadata groups), sharded like DistributedSampler.
 
-    The order of epoch e is a pure function of (seed, e), so a resumed run can skip the
-    samples it already consumed (`set_epoch(e, skip=n)`) and see exactly the rest.
+    The order of epoch e is a pure function of (seed, e). One iteration runs through every
+    remaining epoch back to back (each trimmed to whole batches), so the loader's workers
+    never drain and refill at an epoch boundary; `set_position(e, skip)` lets a resumed run
+    start after the samples it already consumed and see exactly the rest.
     """
 
     def __init__(self, n_samples: int, seed: int, rank: int = 0, world_size: int = 1,
-                 weights: np.ndarray | None = None) -> None:
+                 weights: np.ndarray | None = None, batch_size: int = 1) -> None:
         self.n_samples, self.seed, self.rank, self.world_size = n_samples, seed, rank, world_size
         self.weights = None if weights is None else torch.tensor(np.array(weights, dtype=np.float64))
         self.per_rank = math.ceil(n_samples / world_size)
-        self.epoch, self.skip = 0, 0
+        self.per_epoch = self.per_rank // batch_size * batch_size  # whole batches only (drop_last)
+        self.epoch, self.skip, self.end_epoch = 0, 0, 1
 
-    def set_epoch(self, epoch: int, skip: int = 0) -> None:
-        """Select epoch `epoch` and drop the first `skip` samples of this rank's share."""
+    def set_position(self, epoch: int, skip: int = 0, end_epoch: int | None = None) -> None:
+        """Start at epoch `epoch` after `skip` of this rank's samples; run up to `end_epoch` (exclusive)."""
         self.epoch, self.skip = epoch, skip
+        self.end_epoch = epoch + 1 if end_epoch is None else end_epoch
 
-    def _order(self) -> torch.Tensor:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+    def epoch_order(self, epoch: int) -> torch.Tensor:
+        """This rank's sample indices for one epoch."""
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         if self.weights is None:
             order = torch.randperm(self.n_samples, generator=generator)
         else:
@@ -155,15 +161,17 @@ class ResumableSampler(Sampler[SampleKey]):
         padding = self.per_rank * self.world_size - self.n_samples
         if padding:
             order = torch.cat([order, order[:padding]])
-        return order[self.rank::self.world_size]
+        return order[self.rank::self.world_size][:self.per_epoch]
 
     def __iter__(self) -> Iterator[SampleKey]:
-        base = (self.seed * 1_000_003 + self.epoch) * 2_000_003
-        for index in self._order()[self.skip:].tolist():
-            yield SampleKey(index, (base + index) % (2**63))
+        for epoch in range(self.epoch, self.end_epoch):
+            base = (self.seed * 1_000_003 + epoch) * 2_000_003
+            skip = self.skip if epoch == self.epoch else 0
+            for index in self.epoch_order(epoch)[skip:].tolist():
+                yield SampleKey(index, (base + index) % (2**63))
 
     def __len__(self) -> int:
-        return self.per_rank - self.skip
+        return (self.end_epoch - self.epoch) * self.per_epoch - self.skip
 
 
 def balance_weights(table: pd.DataFrame, columns: list[str]) -> np.ndarray | None:
@@ -190,6 +198,12 @@ def _worker_init(_: int) -> None:
     # One thread per worker: the workers already use every core between them.
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
+    # Lower priority than the training process, whose thread launches the GPU work: when
+    # workers fill every core, the GPU must not wait for its own launcher.
+    try:
+        os.nice(5)
+    except OSError:  # not permitted here; only scheduling order is lost
+        pass
 
 
 def make_loader(dataset: FaceDataset, batch_size: int, workers: int, prefetch_factor: int,
@@ -239,12 +253,12 @@ def build_data(recipe: Recipe, root: Path | str, rank: int = 0, world_size: int 
     train_set = FaceDataset(root, train_table, labels, T.train_transform(recipe.augment, data.image_size))
     val_set = FaceDataset(root, val_table, labels, T.eval_transform(data.image_size))
     sampler = ResumableSampler(len(train_set), recipe.seed, rank, world_size,
-                               balance_weights(train_table, data.balance_by))
+                               balance_weights(train_table, data.balance_by), batch_size=data.batch_size)
     val_sampler = DistributedSampler(val_set, num_replicas=world_size, rank=rank, shuffle=False)
     common = dict(workers=data.workers, prefetch_factor=data.prefetch_factor, pin_memory=pin_memory,
                   seed=recipe.seed)
     return TrainData(
-        train_loader=make_loader(train_set, data.batch_size, sampler=sampler, drop_last=True, **common),
+        train_loader=make_loader(train_set, data.batch_size, sampler=sampler, drop_last=False, **common),
         val_loader=make_loader(val_set, data.batch_size, sampler=val_sampler, drop_last=False,
                                **{**common, "workers": min(data.workers, 4)}),
         train_sampler=sampler,

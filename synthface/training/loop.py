@@ -53,6 +53,7 @@ class TrainResult:
     history: list[dict[str, float]]
     step_losses: list[float] = field(default_factory=list)  # filled when keep_step_losses=True
     stopped_early: bool = False
+    is_main: bool = True  # False on the other processes of a torchrun job
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
@@ -141,7 +142,7 @@ class Trainer:
         if self.channels_last:
             self.module.to(memory_format=torch.channels_last)
 
-        self.steps_per_epoch = len(self.data.train_loader)
+        self.steps_per_epoch = self.data.train_sampler.per_epoch // recipe.data.batch_size
         # The schedule always spans all epochs; max_steps only stops early, so a run stopped by it
         # continues with --resume exactly as if it had never stopped.
         schedule_steps = recipe.optim.epochs * self.steps_per_epoch
@@ -299,17 +300,18 @@ class Trainer:
         if self.step >= self.total_steps and self.ctx.is_main:
             self.console.print(f"nothing to do: step {self.step} already reaches the planned {self.total_steps}")
         self.module.train()
+        sampler = self.data.train_sampler
+        sampler.set_position(self.epoch, skip=self.step_in_epoch * batch, end_epoch=epochs)
+        batches = iter(self.data.train_loader)  # one pass over all remaining epochs: no refill at boundaries
         with self._progress() as progress:
             while self.epoch < epochs and self.step < self.total_steps:
-                sampler = self.data.train_sampler
-                sampler.set_epoch(self.epoch, skip=self.step_in_epoch * batch)
                 task = progress.add_task(f"epoch {self.epoch + 1}/{epochs}", total=self.steps_per_epoch,
                                          completed=self.step_in_epoch, speed="-", loss="-")
                 tracker = MetricTracker(self.device)
                 started, images_seen = time.perf_counter(), 0
                 window_start, window_images = started, 0
-                for batch_data in self.data.train_loader:
-                    outputs, losses, targets = self.train_step(batch_data)
+                while self.step_in_epoch < self.steps_per_epoch and self.step < self.total_steps:
+                    outputs, losses, targets = self.train_step(next(batches))
                     tracker.update(losses, outputs, targets)
                     if self.keep_step_losses:
                         self.step_losses.append(losses["total"].detach())
@@ -327,8 +329,6 @@ class Trainer:
                     every = recipe.runtime.checkpoint_every_steps
                     if every and self.step % every == 0 and self.step_in_epoch < self.steps_per_epoch:
                         self._save((LAST,), {})
-                    if self.step >= self.total_steps:
-                        break
                 if self.device.type == "cuda":
                     torch.cuda.synchronize()
                 elapsed = time.perf_counter() - started
@@ -340,10 +340,12 @@ class Trainer:
                 stopped_early = self._end_of_pass(tracker, fraction, elapsed, images_seen, epoch_complete)
                 if stopped_early:
                     break
+        del batches
         if self.writer is not None:
             self.writer.close()
         D.cleanup(self.ctx)
-        return TrainResult(self.out_dir, self.history, [float(v) for v in self.step_losses], stopped_early)
+        return TrainResult(self.out_dir, self.history, [float(v) for v in self.step_losses], stopped_early,
+                           self.ctx.is_main)
 
     def _end_of_pass(self, tracker: MetricTracker, epoch: float, elapsed: float, images: int,
                      epoch_complete: bool) -> bool:
@@ -379,10 +381,12 @@ class Trainer:
                 f"train loss {metrics['train_loss']:.3f}  val loss {metrics['val_loss']:.3f}  "
                 f"age MAE {metrics['val_age_mae']:.2f}  gender {metrics['val_gender_acc']:.3f}  "
                 f"race {metrics['val_race_acc']:.3f}  mask {metrics['val_mask_acc']:.3f}"
-                + ("  [green]best" if improved else "")
+                + ("  [green]best" if improved else ""),
+                soft_wrap=True,
             )
             if stop:
-                self.console.print(f"early stopping: {metric_name} has not improved for {self.bad_epochs} epoch(s)")
+                self.console.print(f"early stopping: {metric_name} has not improved for {self.bad_epochs} epoch(s)",
+                                   soft_wrap=True)
         return stop
 
 

@@ -71,7 +71,7 @@ class ColorSection(_Section):
     brightness: float = Field(0.2, ge=0, le=1)
     contrast: float = Field(0.2, ge=0, le=1)
     saturation: float = Field(0.2, ge=0, le=1)
-    hue: float = Field(0.02, ge=0, le=0.5)
+    hue: float = Field(0.0, ge=0, le=0.5, description="off by default: hue shifts change skin tone, a race cue")
 
 
 class AugmentSection(_Section):

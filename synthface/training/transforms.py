@@ -8,6 +8,8 @@ arithmetic on the CPU and returns a float tensor, so both see identical pixels.
 
 from __future__ import annotations
 
+import random
+
 import albumentations as A
 import cv2
 import numpy as np
@@ -54,15 +56,13 @@ def train_transform(augment: AugmentSection, image_size: int) -> A.Compose:
 
 
 def reseed(transform: A.Compose, seed: int) -> None:
-    """Give the pipeline and each of its transforms an independent stream derived from `seed`.
+    """Make the pipeline's random draws a function of `seed` alone.
 
-    Seeding per sample makes augmentation a function of (recipe seed, epoch, index) alone:
-    the same on any number of workers or GPUs, and identical after `--resume`.
+    One generator pair, shared by every transform in turn, is cheap to make per sample, and
+    seeding per sample makes augmentation depend on (recipe seed, epoch, index) only: the
+    same on any number of workers or GPUs, and identical after `--resume`.
     """
-    children = np.random.SeedSequence(seed).generate_state(len(transform.transforms) + 1)
-    transform.set_random_seed(int(children[0]))  # also reseeds children; overridden just below
-    for child, child_seed in zip(transform.transforms, children[1:]):
-        child.set_random_seed(int(child_seed))
+    transform.set_random_state(np.random.default_rng(seed), random.Random(seed))
 
 
 def normalize_on_device(images: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
