@@ -224,8 +224,9 @@ def face_space_layers(image: str, anchors: dict[str, tuple[float, float]] | None
     to_face = ThinPlateSpline(template_points / size, face_points, smoothing=1e-4)
     contour = _alpha_contour(alpha)
     extent = to_face(contour[:: max(1, len(contour) // 200)] / size).astype(np.float64)
-    lo = extent.min(0) - pad
-    hi = extent.max(0) + pad
+    # A wild anchor set could extrapolate far; no mask reaches beyond this face-space box.
+    lo = np.maximum(extent.min(0) - pad, (-2.0, -1.0))
+    hi = np.minimum(extent.max(0) + pad, (2.0, 3.5))
     width, height = (np.ceil((hi - lo) * ppu)).astype(int) + 1
     step = 4
     gx = lo[0] + np.arange(0, width + step, step) / ppu
@@ -275,7 +276,7 @@ def import_template(image: Path, name: str, reference, out_dir: Path, recolor: b
     import yaml
 
     rgba = read_rgba(image)
-    rgb, feathered = clean_edges(rgba)
+    rgb, _ = clean_edges(rgba)
     alpha = rgba[..., 3]
     ys, xs = np.nonzero(alpha > 8)
     pad = 4
