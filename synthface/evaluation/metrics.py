@@ -228,8 +228,17 @@ HEADLINE_METRICS: dict[str, str] = {
     "race.macro_f1": "race macro F1",
     "mask.accuracy": "mask acc.",
 }
+_OTHER_LABELS: dict[str, str] = {
+    "age.within_5": "age within 5 y",
+    "age.within_10": "age within 10 y",
+    "age.rmse": "age RMSE (years)",
+    "gender.macro_f1": "gender macro F1",
+    "mask.macro_f1": "mask macro F1",
+    "attention_on_occlusion": "attention on occluder",
+}
 
 
 def metric_label(metric_key: str) -> str:
     """Display name of a 'head.metric' key, e.g. 'age.mae' -> 'age MAE (years)'."""
-    return HEADLINE_METRICS.get(metric_key, metric_key.replace(".", " ").replace("_", " "))
+    known = HEADLINE_METRICS.get(metric_key) or _OTHER_LABELS.get(metric_key)
+    return known or metric_key.replace(".", " ").replace("_", " ")

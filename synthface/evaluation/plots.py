@@ -118,7 +118,10 @@ def group_bars(group_report: dict, metrics: Sequence[str], path: Path, title: st
                 axis.text(position, value, f"{value:.2f}", ha="center", va="bottom", fontsize=7)
     for axis in list(axes.flat)[len(metrics):]:
         axis.set_visible(False)
-    figure.suptitle(title or f"Metrics by {group_report['column']}", fontsize=11)
+    title = title or f"Metrics by {group_report['column']}"
+    if group_report.get("small_groups"):
+        title += f" (grey: under {group_report['min_group_size']} samples, left out of max - min)"
+    figure.suptitle(title, fontsize=11)
     figure.tight_layout()
     return _save(figure, path)
 
@@ -136,8 +139,10 @@ def paired_drops(paired: dict, path: Path) -> Path:
         errors = np.vstack([drops[chosen] - low[chosen], high[chosen] - drops[chosen]])
         colours = [WRONG_COLOUR if d > 0 else CORRECT_COLOUR for d in drops[chosen]]
         axis.bar(positions, drops[chosen], yerr=errors, capsize=5, color=colours, alpha=0.85)
+        years = chosen == [0]
         for x, value, top in zip(positions, drops[chosen], high[chosen]):
-            axis.annotate(f"{value:+.3g}", (x, top), textcoords="offset points", xytext=(0, 3), ha="center", fontsize=8)
+            text = f"{value:+.2f}" if years else f"{value:+.3f}"
+            axis.annotate(text, (x, top), textcoords="offset points", xytext=(0, 3), ha="center", fontsize=8)
         axis.axhline(0, color="black", linewidth=1)
         axis.set_xticks(positions, [metric_label(metrics[i]) for i in chosen], fontsize=8, rotation=20, ha="right")
         axis.grid(axis="y", alpha=0.3)
@@ -216,7 +221,8 @@ def compare_bars(table: pd.DataFrame, metrics: Sequence[str], path: Path, series
     for axis in list(axes.flat)[len(metrics):]:
         axis.set_visible(False)
     if len(labels) > 1:
-        axes.flat[0].legend(fontsize=8)
+        handles, names = axes.flat[0].get_legend_handles_labels()
+        figure.legend(handles, names, loc="upper right", ncol=len(labels), fontsize=8, frameon=False)
     figure.suptitle(title, fontsize=11)
     figure.tight_layout()
     return _save(figure, path)

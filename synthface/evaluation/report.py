@@ -137,7 +137,7 @@ def write_markdown_report(path: Path, summary: dict, figures: dict[str, Path]) -
     for section, title in (("fairness", "Fairness"), ("occlusion", "By occlusion")):
         if not summary[section]:
             continue
-        lines += [f"## {title}", "", "Disparity = best group minus worst group (max - min) of each metric.", ""]
+        lines += [f"## {title}", "", "Disparity: max - min of each metric across groups, the gap between the best and the worst group.", ""]
         for column, report in summary[section].items():
             lines += _group_section(f"by {column}", report, headline)
             if f"groups_{column}" in figures:
