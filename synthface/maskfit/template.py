@@ -132,16 +132,24 @@ def _hash(i: np.ndarray, j: np.ndarray) -> np.ndarray:
     return value - np.floor(value)
 
 
-_CACHE: dict[tuple[int, int], tuple[MaskDefinition, StaticTemplate]] = {}
+_CACHE: dict[tuple[str, str, int], tuple[MaskDefinition, StaticTemplate]] = {}
 
 
 def static_template(definition: MaskDefinition, level: int) -> StaticTemplate:
-    """The static layers of a mask template, built once per definition object and resolution."""
-    key = (id(definition), level)
+    """The static layers of a mask template, built once per definition and resolution.
+
+    Keyed by name, source file and level (so reloading the library does not grow the cache);
+    an edited definition under the same name is rebuilt.
+    """
+    key = (definition.name, definition.source, level)
     cached = _CACHE.get(key)
-    if cached is None or cached[0] is not definition:
-        cached = _CACHE[key] = (definition, build_static_template(definition, level))
-    return cached[1]
+    if cached is not None and (cached[0] is definition or cached[0] == definition):
+        if cached[0] is not definition:
+            _CACHE[key] = (definition, cached[1])  # identity check next time
+        return cached[1]
+    template = build_static_template(definition, level)
+    _CACHE[key] = (definition, template)
+    return template
 
 
 def build_static_template(definition: MaskDefinition, level: int) -> StaticTemplate:
