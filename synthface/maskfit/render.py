@@ -36,7 +36,7 @@ GRID_STEP_UNITS = 0.12  # coarse map spacing in face units (about 7 px on a 224 
 SPLINE_SMOOTHING = 0.1
 SHADOW_STRENGTH = 0.35
 # Face units below the chin that a mask pulled onto the chin, or a strap hanging loose, may cover.
-HANGING_BOTTOM_MARGIN = {"chin": 0.5, "strap_loose": 0.5}
+HANGING_BOTTOM_MARGIN = {"chin": 0.5, "strap_loose": 0.7}
 
 
 @dataclass
@@ -167,8 +167,8 @@ def _strap_paths(definition: MaskDefinition, params: MaskParams, to_template: np
         starts_face = (mirrored @ forward[:, :2].T + forward[:, 2]) * (side, 1.0)
         for index, (start, end, nudge) in enumerate(zip(starts_face, ends, nudges)):
             if params.loose_side == side and index == len(starts) - 1:
-                end = np.array([0.55, 1.95])  # a loose strap sags from its attachment below the chin
-                nudge = np.array([0.1, 0.35])
+                end = np.array([0.35, 2.3])  # a loose strap sags from its attachment below the chin
+                nudge = np.array([0.3, 0.25])
             control = (start + end) / 2 + nudge
             curve = _BEZIER @ np.stack([start, control, end])
             paths.append((curve * (side, 1.0), side))
