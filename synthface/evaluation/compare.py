@@ -17,7 +17,7 @@ import pandas as pd
 from synthface.dataset import atomic_write_bytes
 from synthface.evaluation import plots
 from synthface.evaluation.metrics import HEADLINE_METRICS, lower_is_better, metric_label
-from synthface.evaluation.report import markdown_table
+from synthface.evaluation.report import fmt, markdown_table
 
 COMPARISON_CSV = "comparison.csv"
 COMPARISON_MD = "comparison.md"
@@ -35,6 +35,14 @@ def model_names(checkpoints: list[Path]) -> list[str]:
     if len(set(names)) < len(names):
         names = [f"{index}:{name}" for index, name in enumerate(names)]
     return names
+
+
+def scenario_names(datasets: list[Path]) -> list[str]:
+    """Each dataset's scenario name; when two share one, the folder name is added to tell them apart."""
+    from synthface.evaluation.evaluate import scenario_name
+
+    names = [scenario_name(data) for data in datasets]
+    return [f"{name} ({Path(data).name})" if names.count(name) > 1 else name for name, data in zip(names, datasets)]
 
 
 def split_paths(paths: list[Path]) -> tuple[list[Path], list[Path]]:
@@ -61,6 +69,9 @@ def scenario_row(model: str, summary: dict) -> dict:
            "n": summary["n_samples"], "n_masked": summary["n_masked"]}
     for metric in TABLE_METRICS:
         row[metric] = summary["headline"].get(metric, np.nan)
+    for name, values in summary["saliency"].items():
+        row[f"{name}_share_on_occlusion"] = values["mean_share"]
+        row[f"{name}_ratio_to_area"] = values["ratio"]
     paired = summary["paired"]
     for metric in PAIRED_DROPS:
         entry = paired.get("metrics", {}).get(metric)
@@ -130,6 +141,15 @@ def write_comparison(out: Path, table: pd.DataFrame, baselines: dict[str, str | 
                   markdown_table([*keys, *(metric_label(m) for m in PAIRED_DROPS)],
                                  [[*(row[k] for k in keys), *(row[c] for c in paired_columns)]
                                   for _, row in table.iterrows()]), ""]
+    maps = [c.removesuffix("_share_on_occlusion") for c in table.columns if c.endswith("_share_on_occlusion")]
+    if maps:
+        lines += ["## Where the models look", "",
+                  "Share of each saliency map's mass on the occluder's pixels / that share divided by the covered "
+                  "area (< 1: looks away from the mask).", "",
+                  markdown_table([*keys, *maps],
+                                 [[*(row[k] for k in keys),
+                                   *(f"{fmt(row[f'{m}_share_on_occlusion'])} / {fmt(row[f'{m}_ratio_to_area'], 2)}"
+                                     for m in maps)] for _, row in table.iterrows()]), ""]
     for name, figure in figures.items():
         lines += [f"![{name}]({figure.name})", ""]
     atomic_write_bytes(out / COMPARISON_MD, "\n".join(lines).encode())
@@ -158,16 +178,18 @@ def compare(
 
     device = resolve_device(device)
     out = Path(out)
+    scenarios = scenario_names(datasets)
     rows = []
     for checkpoint, name in zip(checkpoints, model_names(checkpoints)):
         model, info = load_for_inference(checkpoint, device=device)
-        for data in datasets:
+        for data, scenario in zip(datasets, scenarios):
             summary, found = run_scenario(
                 model, info, checkpoint, Path(data), split, device=device, batch_size=batch_size, workers=workers,
                 gradcam_samples=gradcam_samples, n_bootstrap=n_bootstrap, min_group_size=min_group_size,
                 progress=progress,
             )
-            folder = out / name.replace("/", "_").replace(":", "_") / summary["scenario"]
+            summary["scenario"] = scenario
+            folder = out / name.replace("/", "_").replace(":", "_") / scenario
             write_outputs(folder, summary, found, Path(data), grid_size=12 if full_reports else 0, make_plots=full_reports)
             rows.append(scenario_row(name, summary))
         del model

@@ -186,7 +186,7 @@ def head_metrics(table: pd.DataFrame, classes: dict[str, Sequence[str]]) -> dict
         "age": age_metrics(
             table["age"].to_numpy(),
             table[pred_column("age")].to_numpy(),
-            table["age_bin"].tolist() if "age_bin" in table.columns and table["age_bin"].notna().all() else None,
+            table["age_bin"].tolist() if has_parsable_age_bins(table) else None,
         )
     }
     for head in CLASSIFICATION_HEADS:
@@ -201,6 +201,17 @@ def head_metrics(table: pd.DataFrame, classes: dict[str, Sequence[str]]) -> dict
             scores,
         )
     return result
+
+
+def has_parsable_age_bins(table: pd.DataFrame) -> bool:
+    """Whether every row has an age bin written as 'low-high' (bin metrics need them)."""
+    if "age_bin" not in table.columns or table["age_bin"].isna().any():
+        return False
+    try:
+        parse_bins(table["age_bin"].astype(str).unique())
+    except ValueError:
+        return False
+    return True
 
 
 def group_scalars(metrics: dict) -> dict[str, float]:
