@@ -158,3 +158,11 @@ def test_gradcam_maps_per_head_match_the_model_outputs():
         assert (maps[head] >= 0).all()
     # The explained target changes the map: gender and age gradients are not the same.
     assert not np.allclose(maps["age"], maps["gender"])
+
+
+def test_evaluate_command_reports_a_wrong_dataset_folder_clearly(checkpoints, paired_data, tmp_path):
+    result = _cli(["evaluate", str(checkpoints[0]), "--data", str(tmp_path), "--out", str(tmp_path / "report")])
+    assert result.exit_code == 2 and "is this a synthface dataset?" in result.output
+    wrong_split = _cli(["evaluate", str(checkpoints[0]), "--data", str(paired_data), "--out", str(tmp_path / "r"),
+                        "--split", "holdout", "--workers", "0", "--quiet"])
+    assert wrong_split.exit_code == 2 and "splits present: ['test', 'train', 'val']" in wrong_split.output
