@@ -198,6 +198,21 @@ def _draw_straps(paths: list[tuple[np.ndarray, int]], definition: MaskDefinition
     return alpha + strap, premultiplied
 
 
+STRAP_TOP = 0.1  # face-space y above which no strap end lies (see _strap_anchors)
+
+
+def _highest_pixel(definition: MaskDefinition, to_template: np.ndarray, image_xy: np.ndarray) -> float:
+    """Image y (in face-scale units) of the highest point the mask or its straps can reach."""
+    top = min(y for _, y in definition.outline) - 0.1
+    if definition.image is not None:
+        top = -1.0  # a photo template may reach above its outline
+    forward = np.linalg.inv(np.vstack([to_template, [0, 0, 1]]))[:2]  # template -> face
+    xs = np.linspace(-1.3, 1.3, 9)
+    edge = np.stack([xs, np.full_like(xs, top)], axis=1) @ forward[:, :2].T + forward[:, 2]
+    edge[:, 1] = np.minimum(edge[:, 1], STRAP_TOP if definition.straps.kind != "none" else edge[:, 1])
+    return float(face_to_image(image_xy, edge)[:, 1].min())
+
+
 def fit_mask(image_rgb: np.ndarray, points: np.ndarray, definition: MaskDefinition, params: MaskParams,
              light_direction: np.ndarray) -> MaskRender:
     """Composite `definition` worn as `params` says onto the face whose 478 landmarks are `points` (pixels)."""
@@ -215,8 +230,11 @@ def fit_mask(image_rgb: np.ndarray, points: np.ndarray, definition: MaskDefiniti
     image_xy = points[indices, :2] / scale
     to_face = ThinPlateSpline(image_xy, canonical[indices, :2], SPLINE_SMOOTHING)
     polygon = clip_polygon(points, *effective_margins(definition, params.wear_style))
+    to_template = wear_transform(definition, params)
     x0, y0 = np.floor(np.maximum(polygon.min(0), 0)).astype(int)
     x1, y1 = np.ceil(np.minimum(polygon.max(0) + 1, [width, height])).astype(int)
+    # The clip region spans the whole face; nothing is drawn above the mask's top or its straps.
+    y0 = max(y0, int(np.floor(_highest_pixel(definition, to_template, image_xy) * scale)) - 2)
     if x1 - x0 < 4 or y1 - y0 < 4:
         raise MaskFitError("the face's lower half is not inside the image")
     box_w, box_h = x1 - x0, y1 - y0
@@ -231,7 +249,6 @@ def fit_mask(image_rgb: np.ndarray, points: np.ndarray, definition: MaskDefiniti
 
     level = next((lv for lv in LEVELS if lv >= 0.75 * scale), LEVELS[-1])
     template = static_template(definition, level)
-    to_template = wear_transform(definition, params)
     template_xy = face_xy @ to_template[:, :2].T + to_template[:, 2]
     template_px = (template_xy - template.origin) * template.ppu
     maps = template_px.reshape(grid_h, grid_w, 2).astype(np.float32)
