@@ -166,3 +166,17 @@ def test_evaluate_command_reports_a_wrong_dataset_folder_clearly(checkpoints, pa
     wrong_split = _cli(["evaluate", str(checkpoints[0]), "--data", str(paired_data), "--out", str(tmp_path / "r"),
                         "--split", "holdout", "--workers", "0", "--quiet"])
     assert wrong_split.exit_code == 2 and "splits present: ['test', 'train', 'val']" in wrong_split.output
+
+
+def test_evaluate_without_pairs_occlusion_maps_or_attention(checkpoints, tmp_path):
+    plain = make_tiny_dataset(tmp_path / "plain", n_per_split=6, image_size=64)  # no pairs, no occlusion maps
+    out = tmp_path / "report"
+    summary = evaluate(checkpoints[1], plain, out, gradcam_samples=2, grid_size=4, **FAST)
+    assert summary["paired"] == {"n_pairs": 0}
+    assert summary["saliency"] == {}  # nothing covered is recorded, so no share can be measured
+    assert "attention_on_occlusion" not in summary["headline"]
+    report = (out / "report.md").read_text()
+    assert "no masked/unmasked twins" in report and "cannot be measured here" in report
+    plots = {path.name for path in (out / "plots").glob("*.png")}
+    assert "attention_grid.png" not in plots and "paired_drops.png" not in plots  # model without attention
+    assert "gradcam_grid.png" in plots and "confusion_matrices.png" in plots
