@@ -283,3 +283,15 @@ def test_fit_works_at_the_smallest_and_largest_crop_sizes(faces, size):
     assert render.image.shape == image.shape and render.occlusion.shape == (size, size)
     assert _covered(render.occlusion, points, facemesh.LIPS_OUTER) == 1.0
     assert abs(render.occluded_fraction - reference.occluded_fraction) < 0.04
+
+
+def test_user_definition_replaces_bundled_one_and_bad_palettes_fail(tmp_path):
+    _write(tmp_path, "surgical", GOOD.replace("name: mine", "name: surgical").replace("[medical]", "[black]"))
+    library = MaskLibrary.load([tmp_path])
+    assert library.get("surgical").palettes == ["black"]
+    assert library.get("surgical").source == str(tmp_path / "surgical.yaml")
+    (tmp_path / "palettes.yaml").write_text("greys: ['#808080', 'grey']\n")
+    with pytest.raises(MaskDefinitionError, match=r"palettes.yaml: greys\[1\]: expected a colour '#rrggbb'"):
+        MaskLibrary.load([tmp_path])
+    with pytest.raises(MaskDefinitionError, match="not a folder"):
+        MaskLibrary.load([tmp_path / "missing"])
