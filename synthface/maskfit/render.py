@@ -33,8 +33,8 @@ from synthface.maskfit.warp import (
 )
 
 GRID_STEP_UNITS = 0.12  # coarse map spacing in face units (about 7 px on a 224 px crop)
-SPLINE_SMOOTHING = 0.1
-SHADOW_STRENGTH = 0.35
+SPLINE_SMOOTHING = 0.1  # thin-plate regularisation: landmark jitter must not ripple the mask
+SHADOW_STRENGTH = 0.35  # darkening of the skin right under a mask edge that faces away from the light
 # Face units below the chin that a mask pulled onto the chin, or a strap hanging loose, may cover.
 HANGING_BOTTOM_MARGIN = {"chin": 0.5, "strap_loose": 0.7}
 
