@@ -174,3 +174,15 @@ def test_saliency_mass_on_occluded_pixels():
     summary = summarise_shares(np.array([0.1, 0.3, np.nan, 0.2]), np.array([0.4, 0.4, 0.4, 0.0]))
     assert summary == {"n": 2, "mean_share": pytest.approx(0.2), "mean_covered_area": pytest.approx(0.4),
                        "ratio": pytest.approx(0.5)}
+
+
+def test_gallery_shows_masked_faces_first_each_with_its_unmasked_twin():
+    from synthface.evaluation.gallery import gradcam_positions, pick_examples
+
+    table = pd.DataFrame({"mask": [0, 1, 0, 1, 0, 1], "pair_id": ["a", "a", "b", "b", "", ""]})
+    assert gradcam_positions(table, np.arange(6), 4) == [1, 0, 3, 2]
+    assert gradcam_positions(table, np.array([0, 2, 4, 5]), 3) == [3, 0, 1]  # no twin explained for row 5
+    predictions = _table([_row(30, 31, "male", "male", mask=0), _row(30, 60, "male", "male", mask=1),
+                          _row(30, 30, "male", "male", mask=1), _row(30, 30, "female", "male", mask=0)])
+    # Two right (masked first), then two wrong (masked first).
+    assert pick_examples(predictions, 4) == [2, 0, 1, 3]

@@ -8,20 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pandas as pd
 import yaml
 
-from synthface.evaluation import plots
+from synthface.evaluation import gallery, plots
 from synthface.evaluation.grouping import FAIRNESS_COLUMNS, OCCLUSION_COLUMNS, grouped_report
-from synthface.evaluation.inference import (
-    ATTENTION_SHARE,
-    COVERED_AREA,
-    Predictions,
-    gradcam_share_column,
-    load_occlusion_maps,
-)
+from synthface.evaluation.inference import ATTENTION_SHARE, COVERED_AREA, Predictions, gradcam_share_column
 from synthface.evaluation.metrics import HEADLINE_METRICS, HEADS, head_metrics
 from synthface.evaluation.report import (
     METRICS_JSON,
@@ -33,9 +25,8 @@ from synthface.evaluation.report import (
     write_predictions,
 )
 from synthface.evaluation.robustness import paired_robustness
-from synthface.evaluation.saliency import overlay, summarise_shares
+from synthface.evaluation.saliency import summarise_shares
 
-TILE_SIZE = 160  # pixels per face in the saliency grids
 # One panel per head in the per-group bar charts (the tables in report.md have every headline metric).
 GROUP_PLOT_METRICS = ("age.mae", "gender.accuracy", "race.accuracy", "mask.accuracy")
 
@@ -168,84 +159,8 @@ def draw_figures(folder: Path, summary: dict, found: Predictions, data: Path, gr
     if summary["paired"].get("n_pairs", 0) > 0:
         figures["paired"] = plots.paired_drops(summary["paired"], folder / "paired_drops.png")
     if grid_size > 0 and found.attention is not None:
-        figures["attention_grid"] = attention_grid(found, data, folder / "attention_grid.png", grid_size)
+        figures["attention_grid"] = gallery.attention_grid(found, data, folder / "attention_grid.png", grid_size)
     if grid_size > 0 and len(found.gradcam_rows):
-        figures["gradcam_grid"] = gradcam_grid(found, data, folder / "gradcam_grid.png", rows=max(grid_size // 3, 1))
+        figures["gradcam_grid"] = gallery.gradcam_grid(found, data, folder / "gradcam_grid.png",
+                                                       rows=max(grid_size // 3, 1))
     return figures
-
-
-# ----------------------------------------------------------------------------- saliency grids
-
-def _correct(row: pd.Series) -> bool:
-    """A prediction counts as correct for the grids when gender and race are right and age is within 10 years."""
-    return bool(row["gender_pred"] == row["gender"] and row["race_pred"] == row["race"]
-                and abs(row["age_pred"] - row["age"]) <= 10)
-
-
-def _caption(row: pd.Series) -> str:
-    return (f"age {row['age']:.0f}->{row['age_pred']:.0f} | {str(row['gender'])[0]}->{str(row['gender_pred'])[0]}\n"
-            f"{row['race']}->{row['race_pred']}")
-
-
-def _load_face(data: Path, file_name: str, size: int = TILE_SIZE) -> np.ndarray:
-    bgr = cv2.imread(str(data / file_name), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise FileNotFoundError(f"could not read image {data / file_name}")
-    return cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (size, size), interpolation=cv2.INTER_AREA)
-
-
-def pick_examples(table: pd.DataFrame, count: int) -> list[int]:
-    """Up to count/2 correct and count/2 wrong rows, masked faces first (the interesting case)."""
-    correct = table.apply(_correct, axis=1).to_numpy()
-    masked_first = np.argsort(-table["mask"].to_numpy(), kind="stable")
-    right = [int(i) for i in masked_first if correct[i]]
-    wrong = [int(i) for i in masked_first if not correct[i]]
-    half = count // 2
-    chosen = right[:half] + wrong[:count - min(half, len(right))]
-    if len(chosen) < count:
-        chosen += [i for i in right[half:] if i not in chosen][:count - len(chosen)]
-    return chosen
-
-
-def attention_grid(found: Predictions, data: Path, path: Path, count: int) -> Path:
-    """Attention maps over faces: correct (green) and wrong (red) predictions; white = occluder outline."""
-    table = found.table
-    rows = pick_examples(table, count)
-    regions = load_occlusion_maps(data, table.iloc[rows])
-    tiles, outlines = [], []
-    for row, region in zip(rows, regions):
-        tiles.append(overlay(_load_face(data, table.at[row, "file_name"]), found.attention[row]))
-        outlines.append(cv2.resize(region, (TILE_SIZE, TILE_SIZE), interpolation=cv2.INTER_NEAREST) if region is not None else None)
-    return plots.saliency_grid(
-        tiles, [_caption(table.iloc[row]) for row in rows], [_correct(table.iloc[row]) for row in rows], path,
-        title="Spatial attention (red = high); frame green = correct, red = wrong; white line = occluder",
-        outlines=outlines,
-    )
-
-
-def gradcam_grid(found: Predictions, data: Path, path: Path, rows: int) -> Path:
-    """Per face: the image, then the Grad-CAM of each head (frame = that head right or wrong)."""
-    table = found.table
-    chosen = list(range(min(rows, len(found.gradcam_rows))))
-    tiles, captions, correct, outlines = [], [], [], []
-    regions = load_occlusion_maps(data, table.iloc[found.gradcam_rows[chosen]])
-    for position, region in zip(chosen, regions):
-        row = table.iloc[int(found.gradcam_rows[position])]
-        face = _load_face(data, row["file_name"])
-        outline = cv2.resize(region, (TILE_SIZE, TILE_SIZE), interpolation=cv2.INTER_NEAREST) if region is not None else None
-        tiles.append(face)
-        captions.append(f"{'masked' if row['mask'] else 'unmasked'} face\n(frame: all heads)")
-        correct.append(_correct(row))
-        outlines.append(outline)
-        for head in HEADS:
-            tiles.append(overlay(face, found.gradcam[head][position]))
-            if head == "age":
-                captions.append(f"Grad-CAM age\n{row['age']:.0f}->{row['age_pred']:.0f}")
-                correct.append(abs(row["age_pred"] - row["age"]) <= 10)
-            else:
-                truth = row[head] if head != "mask" else ("masked" if row["mask"] else "unmasked")
-                captions.append(f"Grad-CAM {head}\n{truth}->{row[f'{head}_pred']}")
-                correct.append(row[f"{head}_pred"] == truth)
-            outlines.append(outline)
-    return plots.saliency_grid(tiles, captions, correct, path, columns=1 + len(HEADS), outlines=outlines,
-                               title="Grad-CAM per head (target: predicted class / predicted age); white line = occluder")
