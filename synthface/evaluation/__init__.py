@@ -8,6 +8,7 @@ Module map (one job each):
 - `saliency`    where the model looks: attention and Grad-CAM mass on occluded pixels
 - `inference`   runs a checkpoint over a dataset and returns the per-sample predictions table
 - `plots`       matplotlib figures (PNG)
+- `gallery`     faces with attention / Grad-CAM maps over them (correct and wrong predictions)
 - `report`      metrics.json, predictions table, report.md
 - `evaluate`, `compare`, `predict`, `export`, `efficiency`   what the CLI commands call
 - `cli`         registers `synthface evaluate / compare / predict / export`
