@@ -63,7 +63,7 @@ def evaluate(
 
 
 def compare(
-    paths: list[Path] = typer.Argument(..., help="One or more checkpoints (.pt files), then the scenario dataset folders."),
+    paths: list[Path] = typer.Argument(..., help="Checkpoints and scenario dataset folders, in any order: files are checkpoints, folders are datasets."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for comparison.md, comparison.csv, charts and per-scenario metrics."),
     baseline: Optional[str] = typer.Option(None, "--baseline",
                                            help="Scenario name or dataset folder name to measure drops against "
