@@ -100,7 +100,7 @@ def write_markdown_report(path: Path, summary: dict, figures: dict[str, Path]) -
         "",
         "## Headline",
         "",
-        markdown_table(["metric", "value"], [[metric_label(m), summary["headline"].get(m)] for m in headline]),
+        markdown_table(["metric", "value"], [[metric_label(m), value] for m, value in summary["headline"].items()]),
         "",
         "## Age",
         "",
