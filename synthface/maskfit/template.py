@@ -9,6 +9,7 @@ that image onto the face.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 import cv2
 import numpy as np
 
@@ -167,8 +168,8 @@ def build_static_template(definition: MaskDefinition, level: int) -> StaticTempl
         width, height = (np.ceil((outline.max(0) + 0.08 - lo) * ppu)).astype(int) + 1
         alpha = _fill_aa((outline - lo) * ppu, (height, width))
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
-    x = lo[0] + xs / ppu
-    y = lo[1] + ys / ppu
+    x = (lo[0] + xs / ppu).astype(np.float32)
+    y = (lo[1] + ys / ppu).astype(np.float32)
 
     # Distance from the outline inward (face units), for hems and edge effects.
     inside = (alpha > 0.5).astype(np.uint8)
@@ -279,55 +280,70 @@ def build_static_template(definition: MaskDefinition, level: int) -> StaticTempl
                           window, gloss, noise, outline, albedo)
 
 
+# Base period of each pattern in face units (times the sample's pattern_scale), and the tile that
+# repeats it: (periods across, periods down). Florals repeat every 8 jittered cells.
+PATTERN_PERIODS = {"stripes": 0.16, "dots": 0.15, "checks": 0.13, "floral": 0.32}
+PATTERN_TILES = {"stripes": (1, 1), "dots": (1, 2), "checks": (1, 1), "floral": (8, 8)}
+TILE_MIPS = (4, 8, 16, 32, 64)  # tile pixels per period; a sample uses the one nearest its own resolution
+FLORAL_CELLS = 8
+
+
+def _pattern_draw(pattern: str, u: np.ndarray, v: np.ndarray, pixel: float) -> tuple[np.ndarray, np.ndarray]:
+    """(second-colour weight, accent weight) of a pattern at period 1, anti-aliased for `pixel` (in periods)."""
+    zero = np.zeros_like(u)
+    if pattern == "stripes":
+        return _smoothstep(0.5 - pixel, 0.5 + pixel, np.abs(v % 1.0 - 0.5) * 2), zero
+    if pattern == "dots":
+        row = np.floor(v)
+        shifted = u + 0.5 * (row % 2)
+        distance = np.sqrt((shifted - np.round(shifted)) ** 2 + (v - row - 0.5) ** 2)
+        return np.clip((0.3 - distance) / pixel + 0.5, 0, 1), zero
+    if pattern == "checks":  # gingham: two crossing sets of bands; where both cross the colour is full
+        a = _smoothstep(0.5 - pixel, 0.5 + pixel, np.abs(u % 1.0 - 0.5) * 2)
+        b = _smoothstep(0.5 - pixel, 0.5 + pixel, np.abs(v % 1.0 - 0.5) * 2)
+        return (a + b) * 0.5, zero
+    # floral: jittered five-petal flowers with accent centres, one per cell; the cell hash
+    # repeats every FLORAL_CELLS cells so the tile wraps seamlessly.
+    ci, cj = np.floor(u) % FLORAL_CELLS, np.floor(v) % FLORAL_CELLS
+    cx = np.floor(u) + 0.25 + 0.5 * _hash(ci, cj)
+    cy = np.floor(v) + 0.25 + 0.5 * _hash(cj + 7.0, ci)
+    dx, dy = u - cx, v - cy
+    r = np.sqrt(dx ** 2 + dy ** 2)
+    theta = np.arctan2(dy, dx) + 6.283 * _hash(ci + 3.0, cj + 5.0)
+    petal = 0.3 * (0.62 + 0.38 * np.cos(5 * theta))
+    return np.clip((petal - r) / pixel + 0.5, 0, 1), np.clip((0.08 - r) / pixel + 0.5, 0, 1)
+
+
+@lru_cache(maxsize=32)
+def pattern_tile(pattern: str, per_period: int) -> np.ndarray:
+    """A seamless HxWx2 float32 tile (second-colour weight, accent weight) at `per_period` pixels per period."""
+    across, down = PATTERN_TILES[pattern]
+    v, u = np.mgrid[0:down * per_period, 0:across * per_period].astype(np.float64) / per_period
+    second, accent = _pattern_draw(pattern, u, v, 1.0 / per_period)
+    return cv2.merge([second.astype(np.float32), accent.astype(np.float32)])
+
+
 def pattern_weights(params: MaskParams, x: np.ndarray, y: np.ndarray, pixel: float) -> tuple[np.ndarray, np.ndarray] | None:
-    """(weight of the second colour, weight of the accent colour) over the template, or None for plain."""
-    scale = params.pattern_scale
+    """(weight of the second colour, weight of the accent colour) over the template, or None for plain.
+
+    Patterns are cached periodic tiles pulled through one `cv2.remap` (wrapping), rotated by the
+    sample's angle and scaled by its pattern_scale; the tile's resolution is picked to match
+    the template's, so stripes and dots stay anti-aliased.
+    """
     if params.pattern == "plain":
         return None
+    period = PATTERN_PERIODS[params.pattern] * params.pattern_scale
+    wanted = period / pixel  # template pixels per period
+    per_period = next((m for m in TILE_MIPS if m >= wanted), TILE_MIPS[-1])
+    tile = pattern_tile(params.pattern, per_period)
     angle = np.radians(params.pattern_angle)
-    u = x * np.cos(angle) + y * np.sin(angle)
-    v = -x * np.sin(angle) + y * np.cos(angle)
-    if params.pattern == "stripes":
-        period = 0.16 * scale
-        f = np.abs((v / period) % 1.0 - 0.5) * 2
-        aa = pixel / period
-        return _smoothstep(0.5 - aa, 0.5 + aa, f), None
-    if params.pattern == "dots":
-        period = 0.15 * scale
-        row = np.floor(v / period)
-        shifted = u / period + 0.5 * (row % 2)
-        du = shifted - np.round(shifted)
-        dv = v / period - row - 0.5
-        distance = np.sqrt(du ** 2 + dv ** 2) * period
-        return np.clip((0.3 * period - distance) / pixel + 0.5, 0, 1), None
-    if params.pattern == "checks":
-        period = 0.13 * scale
-        aa = pixel / period
-        a = _smoothstep(0.5 - aa, 0.5 + aa, np.abs((u / period) % 1.0 - 0.5) * 2)
-        b = _smoothstep(0.5 - aa, 0.5 + aa, np.abs((v / period) % 1.0 - 0.5) * 2)
-        return (a + b) * 0.5, None
-    # floral: a lattice of jittered five-petal flowers with accent centres
-    period = 0.32 * scale
-    ci, cj = np.floor(u / period), np.floor(v / period)
-    # Per-cell random values from a small table (cells are few; hashing every pixel is slow).
-    i0, j0 = ci.min(), cj.min()
-    ii, jj = np.meshgrid(np.arange(i0, ci.max() + 1), np.arange(j0, cj.max() + 1), indexing="ij")
-    rows, cols = (ci - i0).astype(np.intp), (cj - j0).astype(np.intp)
-    cx = (ci + 0.25 + 0.5 * _hash(ii, jj)[rows, cols]) * period
-    cy = (cj + 0.25 + 0.5 * _hash(jj + 7.0, ii)[rows, cols]) * period
-    turn = 6.283 * _hash(ii + 3.0, jj + 5.0)[rows, cols]
-    dx, dy = u - cx, v - cy
-    r2 = dx * dx + dy * dy
-    r = np.sqrt(r2)
-    # cos(5 theta + turn) without arctan: the real and imaginary parts of (dx + i dy)^5 / r^5.
-    dx2, dy2 = dx * dx, dy * dy
-    re5 = dx * (dx2 * dx2 - 10 * dx2 * dy2 + 5 * dy2 * dy2)
-    im5 = dy * (5 * dx2 * dx2 - 10 * dx2 * dy2 + dy2 * dy2)
-    cos5 = (re5 * np.cos(turn) - im5 * np.sin(turn)) / np.maximum(r2 * r2 * r, 1e-12)
-    petal = 0.3 * period * (0.62 + 0.38 * cos5)
-    flower = np.clip((petal - r) / pixel + 0.5, 0, 1)
-    centre = np.clip((0.08 * period - r) / pixel + 0.5, 0, 1)
-    return flower, centre
+    factor = np.float32(per_period / period)
+    cos, sin = np.float32(np.cos(angle)) * factor, np.float32(np.sin(angle)) * factor
+    map_x = (x * cos + y * sin).astype(np.float32, copy=False)
+    map_y = (y * cos - x * sin).astype(np.float32, copy=False)
+    sampled = cv2.remap(tile, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
+    second, accent = cv2.split(sampled)
+    return second, (accent if params.pattern == "floral" else None)
 
 
 def _photo_albedo(template: StaticTemplate, params: MaskParams) -> list[np.ndarray]:
