@@ -118,17 +118,27 @@ def test_loose_strap_hangs_below_the_chin(faces):
 
 
 def test_turned_head_hides_the_far_strap_and_compresses_the_far_side(faces):
+    from synthface.maskfit.warp import far_side
+
     turned = max(faces, key=lambda f: abs(f.yaw))
-    render, _ = _render(turned, "n95")
+    render, params = _render(turned, "n95")
     oval = turned.points[list(facemesh.FACE_OVAL), 0]
-    cheek_left, cheek_right = turned.points[facemesh.CHEEK_LEFT, 0], turned.points[facemesh.CHEEK_RIGHT, 0]
     nose = turned.points[facemesh.NOSE_TIP, 0]
     columns = np.nonzero(render.occlusion.any(axis=0))[0]
-    # The mask stays on the face, and the side toward which the nose points is the narrower one.
+    # The mask stays on the face, and it is narrower on the far side of the nose.
     assert oval.min() - 10 <= columns.min() and columns.max() <= oval.max() + 10
-    near_left = abs(nose - cheek_right) > abs(nose - cheek_left)
-    left_part, right_part = nose - columns.min(), columns.max() - nose
-    assert (left_part > right_part) == near_left
+    side, turn = far_side(turned.points)
+    far_cheek = turned.points[facemesh.CHEEK_LEFT if side == 1 else facemesh.CHEEK_RIGHT, 0]
+    near_cheek = turned.points[facemesh.CHEEK_RIGHT if side == 1 else facemesh.CHEEK_LEFT, 0]
+    far_extent = abs(nose - (columns.min() if far_cheek < nose else columns.max()))
+    near_extent = abs(nose - (columns.max() if far_cheek < nose else columns.min()))
+    assert turn > 0.2 and far_extent < near_extent
+    # Straps: pixels covered only because of them all lie on the near side of the nose.
+    strapless = LIBRARY.get("n95").model_copy(update={"straps": LIBRARY.get("n95").straps.model_copy(update={"kind": "none"})})
+    body = fit_mask(turned.image, turned.points, strapless, params, LIGHT)
+    strap_columns = np.nonzero((render.alpha > 0.3) & (body.alpha < 0.05))[1]
+    assert len(strap_columns) > 0
+    assert np.all(np.sign(strap_columns - nose) == np.sign(near_cheek - nose))
 
 
 def test_fit_is_deterministic(faces):
