@@ -88,11 +88,16 @@ def align_face(image_rgb: np.ndarray, face: FaceLandmarks | np.ndarray, size: in
 
 
 def _soften_outside(crop: np.ndarray, inside: np.ndarray, size: int) -> np.ndarray:
-    """Blend the pixels outside the photo (inside == 0) into a blurred copy, with a soft seam."""
-    sigma = max(2.0, size / 20)
-    blurred = cv2.GaussianBlur(crop, (0, 0), sigma)
+    """Blend the pixels outside the photo (inside == 0) into a blurred copy, with a soft seam.
+
+    The blur runs at an eighth of the resolution: a wide blur is all it needs, and it costs
+    a fraction of a millisecond there instead of ten at full size.
+    """
+    small = max(8, size // 8)
+    blurred = cv2.resize(cv2.GaussianBlur(cv2.resize(crop, (small, small), interpolation=cv2.INTER_AREA), (0, 0), 1.5),
+                         (size, size), interpolation=cv2.INTER_LINEAR)
+    fade = cv2.resize(cv2.resize(inside, (small, small), interpolation=cv2.INTER_AREA), (size, size), interpolation=cv2.INTER_LINEAR)
     # Photo pixels stay as they are; outside, the replicated edge fades into the blur.
-    fade = cv2.GaussianBlur(inside.astype(np.float32) / 255, (0, 0), sigma / 3)
-    weight = np.where(inside == 255, 1.0, fade).astype(np.float32)[..., None]
+    weight = np.where(inside == 255, 255, fade).astype(np.float32)[..., None] / 255
     mixed = crop.astype(np.float32) * weight + blurred.astype(np.float32) * (1 - weight)
     return np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
