@@ -103,8 +103,8 @@ def predict(
     images: list[Path] = typer.Argument(..., help="Image files and/or folders of images."),
     annotate: Optional[Path] = typer.Option(None, "--annotate", "-a", help="Write <name>.annotated.jpg with boxes and labels here."),
     largest_only: bool = typer.Option(False, "--largest-only", help="Only the largest face of each image."),
-    margin: float = typer.Option(0.35, "--margin", min=0.0, max=1.0,
-                                 help="Crop margin around the face oval; keep the scenario's faces.crop_margin (0.35)."),
+    margin: float = typer.Option(0.2, "--margin", min=0.0, max=1.0,
+                                 help="Crop margin around the face oval; use the training dataset's faces.crop_margin (scenario default 0.2)."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     landmarker: Optional[Path] = typer.Option(None, "--landmarker", help="Face landmarker .task bundle (default: bundled)."),
 ) -> None:

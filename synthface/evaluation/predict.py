@@ -15,9 +15,11 @@ import cv2
 import numpy as np
 
 from synthface.evaluation.metrics import CLASSIFICATION_HEADS
+from synthface.scenario import FaceQuality
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-DEFAULT_MARGIN = 0.35  # the scenario default `faces.crop_margin`
+# The generator's default crop; a model trained on another `faces.crop_margin` wants --margin.
+DEFAULT_MARGIN: float = FaceQuality.model_fields["crop_margin"].default
 
 
 def image_files(inputs: list[Path]) -> Iterator[Path]:
