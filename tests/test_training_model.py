@@ -74,3 +74,16 @@ def test_backbone_weights_errors_are_actionable(tmp_path) -> None:
     torch.save({"conv1.weight": torch.zeros(1)}, wrong)
     with pytest.raises(BackboneWeightsError, match="do not fit torchvision's ResNet-50"):
         OAMNet(num_races=5, backbone_weights=str(wrong))
+
+
+def test_imagenet_weights_that_cannot_be_fetched_raise_instead_of_falling_back(monkeypatch) -> None:
+    import urllib.error
+
+    import torchvision.models._api as weights_api
+
+    def offline(url: str, *args, **kwargs):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(weights_api, "load_state_dict_from_url", offline)  # the network, not the model
+    with pytest.raises(BackboneWeightsError, match="backbone_weights: none"):
+        OAMNet(num_races=5, backbone_weights="imagenet")

@@ -147,8 +147,10 @@ class Trainer:
         # continues with --resume exactly as if it had never stopped.
         schedule_steps = recipe.optim.epochs * self.steps_per_epoch
         self.total_steps = min(schedule_steps, recipe.optim.max_steps or schedule_steps)
+        # One fused kernel per step on CUDA; multi-tensor (foreach) updates elsewhere, several times faster on CPU.
+        on_cuda = self.device.type == "cuda"
         self.optimizer = torch.optim.AdamW(_param_groups(self.module, recipe.optim.weight_decay), lr=recipe.optim.lr,
-                                           fused=self.device.type == "cuda")
+                                           fused=on_cuda, foreach=not on_cuda)
         self.scheduler = _schedule(self.optimizer, recipe, schedule_steps, self.steps_per_epoch)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast_dtype == torch.float16)
 
