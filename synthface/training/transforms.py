@@ -8,6 +8,7 @@ arithmetic on the CPU and returns a float tensor, so both see identical pixels.
 
 from __future__ import annotations
 
+import functools
 import random
 
 import albumentations as A
@@ -65,6 +66,18 @@ def reseed(transform: A.Compose, seed: int) -> None:
     transform.set_random_state(np.random.default_rng(seed), random.Random(seed))
 
 
+@functools.lru_cache(maxsize=8)
+def _pixel_stats(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """MEAN and STD in 0..255 units as 1 x 3 x 1 x 1 tensors on `device`, made once.
+
+    Building them per step would copy from pageable host memory, and such a copy waits for
+    the GPU to finish all queued work: the loader's latency would no longer overlap compute.
+    """
+    mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1) * 255.0
+    std = torch.tensor(STD, device=device).view(1, 3, 1, 1) * 255.0
+    return mean, std
+
+
 def normalize_on_device(images: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
     """uint8 B x H x W x 3 (as collated from the workers) -> normalised float B x 3 x H x W on `device`.
 
@@ -72,8 +85,7 @@ def normalize_on_device(images: torch.Tensor, device: torch.device, channels_las
     and the normalisation keep those strides.
     """
     images = images.to(device, non_blocking=True).permute(0, 3, 1, 2).float()
-    mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1) * 255.0
-    std = torch.tensor(STD, device=device).view(1, 3, 1, 1) * 255.0
+    mean, std = _pixel_stats(device)
     images = (images - mean) / std
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     return images.contiguous(memory_format=memory_format)
