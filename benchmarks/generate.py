@@ -85,7 +85,7 @@ def main() -> None:
     parser.add_argument("--source", default=None, help="KIND:PATH face pool (default: the scenario's own)")
     parser.add_argument("-n", "--n-samples", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=0)
-    parser.add_argument("--image-size", type=int, default=None, help="(informational) the scenario's image_size is used")
+    parser.add_argument("--skip-per-type", action="store_true", help="Skip the per-mask-type fit timings.")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="synthface-bench-"))
@@ -121,7 +121,26 @@ def main() -> None:
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
+    if not args.skip_per_type:
+        print_per_type(args.source)
     print(f"(outputs in {work}; delete when done)")
+
+
+def print_per_type(source: str | None, size: int = 224) -> None:
+    """Per-mask-type fit time at 224 px (benchmarks/masks.py) on faces of the pool, or the demo faces."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from masks import load_pool_faces, per_type_render_ms
+
+    kind, _, path = (source or "").partition(":")
+    if kind == "utkface" and path:
+        faces, where = load_pool_faces(Path(path).expanduser(), size, 40), f"40 faces of {path}"
+    else:
+        from synthface.maskfit.demo import demo_faces
+
+        faces, where = [(face.image, face.points) for face in demo_faces(size)], "the demo faces"
+    print(f"\nmask fit per type at {size} px on {where} (median wall / cpu ms)")
+    for name, row in per_type_render_ms(faces, repeats=3).items():
+        print(f"  {name:<18} {row['median_ms']:6.2f} / {row['cpu_median_ms']:5.2f}")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,13 @@ COLUMNS: dict[str, str] = {
     "mask_color": "string",  # "#rrggbb" or "none"
     "wear_style": "string",  # proper / nose_exposed / chin / strap_loose / none
     "occluder": "string",  # non-mask occluder type (scarf, hand...), "none" otherwise
+    "mask_color2": "string",  # second colour of a pattern, "#rrggbb" or "none"
+    "mask_pattern": "string",  # plain / stripes / dots / checks / floral...
+    "mask_pattern_scale": "float64",
+    "mask_texture": "float64",  # fabric texture strength
+    "mask_size": "float64",  # relative to the face
+    "mask_offset": "float64",  # vertical shift, face units
+    "mask_loose_side": "string",  # strap_loose: which strap hangs loose; "none" otherwise
     "occluded_fraction": "float64",  # share of the face area the rendered mask covers
     "occlusion_file": "string",  # occlusion/<sample_id>.png or ""
     "pair_id": "string",  # shared by a masked sample and its unmasked twin, else ""
