@@ -57,6 +57,7 @@ COLUMNS: dict[str, str] = {
     "head_yaw": "float64",  # degrees, from the landmarker's transformation matrix
     "head_pitch": "float64",
     "head_roll": "float64",
+    "source_faces": "int64",  # faces found in the source photo; the largest is used
     "seed": "int64",
 }
 REQUIRED_FOR_TRAINING = ("file_name", "split", "age", "gender", "race", "race_taxonomy", "mask")

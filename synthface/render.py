@@ -149,6 +149,7 @@ def base_row(spec: SampleSpec, face: PoolFace, landmarks, race_taxonomy: str, li
         "head_yaw": round(landmarks.yaw, 2),
         "head_pitch": round(landmarks.pitch, 2),
         "head_roll": round(landmarks.roll, 2),
+        "source_faces": landmarks.n_faces,  # faces the landmarker saw in the photo (the largest is used)
         "seed": spec.seed,
         "plan_index": spec.index,
         **lighting,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from synthface.sources.base import FaceRecord, SkippedInput, SourceError, SourceScan, SourceSpec, require_path
-from synthface.sources.labels import parse_age, parse_gender, parse_race
+from synthface.sources.base import SourceError, SourceScan, SourceSpec, require_path
+from synthface.sources.labels import scan_label_rows
 
 TAXONOMY = "fairface7"
 STANDARD_LABEL_FILES = ("fairface_label_train.csv", "fairface_label_val.csv")
@@ -40,42 +40,15 @@ def load_fairface(spec: SourceSpec) -> SourceScan:
     else:
         label_files = default_label_files(root)
 
-    records: list[FaceRecord] = []
-    skipped: list[SkippedInput] = []
-    seen: set[str] = set()
-    for label_file in label_files:
-        table = _read_labels(label_file)
-        for row_number, (file, age, gender, race) in enumerate(
-            zip(*(table[column] for column in REQUIRED_COLUMNS)), start=2  # line 1 is the header
-        ):
-            where = f"{label_file}:{row_number}"
-            relative = str(file).strip().replace("\\", "/")
-            image = root / relative
-            if relative in seen:
-                skipped.append(SkippedInput(where, f"duplicate row: {relative} is listed twice"))
-                continue
-            try:
-                years, age_range = parse_age(age)
-                record = FaceRecord(
-                    source_id=f"fairface:{relative}",
-                    path=image,
-                    source_dataset="fairface",
-                    age=years,
-                    age_range=age_range,
-                    gender=parse_gender(gender),
-                    race=parse_race(race, TAXONOMY),
-                    race_taxonomy=TAXONOMY,
-                )
-            except ValueError as error:
-                skipped.append(SkippedInput(where, f"bad label: {error}"))
-                continue
-            if not image.is_file():
-                skipped.append(SkippedInput(where, f"image file not found: {image}"))
-                continue
-            seen.add(relative)
-            records.append(record)
-    records.sort(key=lambda record: record.source_id)
-    return SourceScan(records=records, skipped=skipped)
+    def rows():
+        for label_file in label_files:
+            table = _read_labels(label_file)
+            columns = zip(*(table[column] for column in REQUIRED_COLUMNS))
+            for row_number, (file, age, gender, race) in enumerate(columns, start=2):  # line 1 is the header
+                relative = str(file).strip().replace("\\", "/")
+                yield f"{label_file}:{row_number}", relative, root / relative, age, gender, race
+
+    return scan_label_rows("fairface", TAXONOMY, rows())
 
 
 def _read_labels(label_file: Path) -> pd.DataFrame:

@@ -8,6 +8,10 @@ from __future__ import annotations
 import math
 import re
 
+from collections.abc import Iterable
+from pathlib import Path
+
+from synthface.sources.base import FaceRecord, SkippedInput, SourceScan
 from synthface.taxonomy import GENDERS, races
 
 # Oldest age assumed for open-ended bins such as FairFace's "more than 70" (documented in docs/sources.md).
@@ -79,3 +83,44 @@ def _label_text(value: object) -> str:
     if not text:
         raise ValueError("label is empty")
     return text
+
+
+def scan_label_rows(kind: str, taxonomy: str, rows: Iterable[tuple[str, str, Path, object, object, object]]) -> SourceScan:
+    """Labelled rows -> records, shared by the table-based pools (FairFace, generic tables).
+
+    Each row is (where, relative path, image path, age, gender, race); `where` names the row in
+    skip reasons. Empty names, repeated files, unparseable labels and missing images are skipped
+    with their reason. Records come back sorted by source id.
+    """
+    records: list[FaceRecord] = []
+    skipped: list[SkippedInput] = []
+    seen: set[str] = set()
+    for where, relative, image, age, gender, race in rows:
+        if not relative:
+            skipped.append(SkippedInput(where, "bad row: empty file name"))
+            continue
+        if relative in seen:
+            skipped.append(SkippedInput(where, f"duplicate row: {relative} is listed twice"))
+            continue
+        try:
+            years, age_range = parse_age(age)
+            record = FaceRecord(
+                source_id=f"{kind}:{relative}",
+                path=image,
+                source_dataset=kind,
+                age=years,
+                age_range=age_range,
+                gender=parse_gender(gender),
+                race=parse_race(race, taxonomy),
+                race_taxonomy=taxonomy,
+            )
+        except ValueError as error:
+            skipped.append(SkippedInput(where, f"bad label: {error}"))
+            continue
+        if not image.is_file():
+            skipped.append(SkippedInput(where, f"image file not found: {image}"))
+            continue
+        seen.add(relative)
+        records.append(record)
+    records.sort(key=lambda record: record.source_id)
+    return SourceScan(records=records, skipped=skipped)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from synthface.sources.base import FaceRecord, SkippedInput, SourceError, SourceScan, SourceSpec, require_path
-from synthface.sources.labels import parse_age, parse_gender, parse_race
+from synthface.sources.base import SourceError, SourceScan, SourceSpec, require_path
+from synthface.sources.labels import scan_label_rows
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
@@ -41,39 +41,12 @@ def load_table(spec: SourceSpec) -> SourceScan:
         )
 
     root = table_path.parent
-    records: list[FaceRecord] = []
-    skipped: list[SkippedInput] = []
-    seen: set[str] = set()
-    rows = zip(*(table[column].tolist() for column in columns.values()))
-    for row_number, (file, age, gender, race) in enumerate(rows, start=1):
-        where = f"{table_path} row {row_number}"
-        relative = str(file).strip().replace("\\", "/")
-        if not relative:
-            skipped.append(SkippedInput(where, "bad row: empty file name"))
-            continue
-        if relative in seen:
-            skipped.append(SkippedInput(where, f"duplicate row: {relative} is listed twice"))
-            continue
-        image = Path(relative) if Path(relative).is_absolute() else root / relative
-        try:
-            years, age_range = parse_age(age)
-            record = FaceRecord(
-                source_id=f"table:{relative}",
-                path=image,
-                source_dataset="table",
-                age=years,
-                age_range=age_range,
-                gender=parse_gender(gender),
-                race=parse_race(race, spec.race_taxonomy),
-                race_taxonomy=spec.race_taxonomy,
-            )
-        except ValueError as error:
-            skipped.append(SkippedInput(where, f"bad label: {error}"))
-            continue
-        if not image.is_file():
-            skipped.append(SkippedInput(where, f"image file not found: {image}"))
-            continue
-        seen.add(relative)
-        records.append(record)
-    records.sort(key=lambda record: record.source_id)
-    return SourceScan(records=records, skipped=skipped)
+
+    def rows():
+        values = zip(*(table[column].tolist() for column in columns.values()))
+        for row_number, (file, age, gender, race) in enumerate(values, start=1):
+            relative = str(file).strip().replace("\\", "/")
+            image = Path(relative) if Path(relative).is_absolute() else root / relative
+            yield f"{table_path} row {row_number}", relative, image, age, gender, race
+
+    return scan_label_rows("table", spec.race_taxonomy, rows())
