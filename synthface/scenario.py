@@ -15,13 +15,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from synthface.lighting import LightingConfig
-from synthface.maskfit import MaskAppearance
+from synthface.maskfit import WEAR_STYLES, MaskAppearance
 from synthface.paths import bundled_dir
 from synthface.sources.base import SourceSpec
 from synthface.taxonomy import GENDERS, RACE_TAXONOMIES, age_bin_label
 
 WEIGHT_TOLERANCE = 1e-3
-WEAR_STYLES = ("proper", "nose_exposed", "chin", "strap_loose")
 # Least face share a rendered mask must cover, per wear style. On 400 UTKFace faces the 5th
 # percentiles of the covered share were: proper 0.42-0.50 (by type), strap_loose 0.40,
 # nose_exposed 0.19-0.26, chin 0.05-0.08; the minimums sit below those, to catch broken fits only.
@@ -39,6 +38,13 @@ class ScenarioError(ValueError):
         self.problems = problems
         lines = [f"{file}: {loc or '<top level>'}: {message}" for loc, message in problems]
         super().__init__("invalid scenario\n  " + "\n  ".join(lines))
+
+
+def check_known(keys, known, what: str) -> None:
+    """Every key must be one of `known`."""
+    unknown = sorted(set(keys) - set(known))
+    if unknown:
+        raise ValueError(f"unknown {what} {unknown}; expected {list(known)}")
 
 
 def check_distribution(weights: dict[str, float], what: str) -> dict[str, float]:
@@ -130,9 +136,7 @@ class GenderTarget(Strict):
     @classmethod
     def _check(cls, weights: Weights) -> Weights:
         if isinstance(weights, dict):
-            unknown = sorted(set(weights) - set(GENDERS))
-            if unknown:
-                raise ValueError(f"unknown gender label(s) {unknown}; expected {list(GENDERS)}")
+            check_known(weights, GENDERS, "gender label(s)")
             check_distribution(weights, "weights")
         return weights
 
@@ -146,10 +150,7 @@ class RaceTarget(Strict):
     @model_validator(mode="after")
     def _check(self) -> "RaceTarget":
         if isinstance(self.weights, dict):
-            known = RACE_TAXONOMIES[self.taxonomy]
-            unknown = sorted(set(self.weights) - set(known))
-            if unknown:
-                raise ValueError(f"unknown race label(s) {unknown} for taxonomy {self.taxonomy}; expected {list(known)}")
+            check_known(self.weights, RACE_TAXONOMIES[self.taxonomy], f"race label(s) for taxonomy {self.taxonomy}:")
             check_distribution(self.weights, "weights")
         return self
 
@@ -183,17 +184,13 @@ class MaskConfig(Strict):
     @field_validator("wear_styles")
     @classmethod
     def _wear(cls, styles: dict[str, float]) -> dict[str, float]:
-        unknown = sorted(set(styles) - set(WEAR_STYLES))
-        if unknown:
-            raise ValueError(f"unknown wear style(s) {unknown}; expected {list(WEAR_STYLES)}")
+        check_known(styles, WEAR_STYLES, "wear style(s)")
         return check_distribution(styles, "wear_styles")
 
     @field_validator("min_occluded_fraction")
     @classmethod
     def _min_fraction(cls, minimum: dict[str, float]) -> dict[str, float]:
-        unknown = sorted(set(minimum) - set(WEAR_STYLES))
-        if unknown:
-            raise ValueError(f"unknown wear style(s) {unknown}; expected {list(WEAR_STYLES)}")
+        check_known(minimum, WEAR_STYLES, "wear style(s)")
         bad = {k: v for k, v in minimum.items() if not 0 <= v <= 1}
         if bad:
             raise ValueError(f"fractions must be in [0, 1], got {bad}")
