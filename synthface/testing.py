@@ -81,7 +81,9 @@ def make_tiny_dataset(
     Each split gets `n_per_split` rows (rounded up to even when `paired`). Masked rows have a
     filled polygon over the lower face; with `with_occlusion` its exact pixels are saved as
     `occlusion/<sample_id>.png` (255 = covered). With `paired`, rows come in twins: a masked
-    image and the same crop unmasked, sharing `pair_id` and `source_id`.
+    image and the same crop unmasked, sharing `pair_id` and `source_id`. Labels are random
+    (race also tints the image, so a model has something to learn); `occluded_fraction` is the
+    covered share of the whole crop, which is mostly face.
     """
     root = Path(root)
     (root / IMAGES_DIR).mkdir(parents=True, exist_ok=True)

@@ -117,3 +117,27 @@ def test_command_line_reports_dataset_errors_clearly(dataset, tmp_path) -> None:
     assert "no metadata.parquet or metadata.csv" in result.output
     result = _cli(["train", "oam_resnet50", "--data", str(dataset), "--set", "optim.lerning_rate=1"])
     assert result.exit_code == 2 and "unknown key 'lerning_rate'" in result.output
+
+
+@pytest.mark.slow
+def test_the_same_command_runs_data_parallel_under_torchrun(dataset, tmp_path) -> None:
+    """Two CPU processes (gloo): DDP, sharded sampling and validation, one set of files from rank 0."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+        "-m", "synthface.cli", "train", "oam_resnet50", "--data", str(dataset), "--out", str(out),
+        "--backbone-weights", "none", "--image-size", "64", "--batch-size", "2", "--workers", "0",
+        "--epochs", "1", "--device", "cpu",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=240)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    state = load_checkpoint(out / "last.pt")
+    assert state["world_size"] == 2 and len(state["rng"]) == 2
+    assert state["step"] == 1  # 4 images / (2 processes x batch 2)
+    assert done.stdout.count("done:") == 1  # only rank 0 reports
+    assert len(pd.read_csv(out / "metrics.csv")) == 1
