@@ -124,10 +124,10 @@ def test_recipe_schema_rejects_unknown_keys(tmp_path) -> None:
 
 def test_overrides_and_set_values_are_validated() -> None:
     recipe = with_overrides(Recipe(), dict([parse_set_option("loss.lambdas={age: 2.0}"),
-                                            ("optim.lr", 3e-4), ("data.batch_size", None)]))
+                                            parse_set_option("optim.grad_clip=null"), ("optim.lr", 3e-4)]))
     assert recipe.optim.lr == 3e-4
     assert recipe.loss.lambdas == {"age": 2.0, "gender": 1.0, "race": 1.0, "mask": 1.0}
-    assert recipe.data.batch_size == Recipe().data.batch_size  # None = keep the recipe's value
+    assert recipe.optim.grad_clip is None
     with pytest.raises(RecipeError, match="greater than or equal to 2"):
         with_overrides(Recipe(), {"data.batch_size": 1})
     with pytest.raises(RecipeError, match="expected KEY=VALUE"):

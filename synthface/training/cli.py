@@ -55,12 +55,13 @@ def train_command(
     try:
         resolved = load_recipe(resolve_recipe_path(recipe))
         overrides = dict(parse_set_option(text) for text in set_values)
-        overrides.update({
+        options = {
             "optim.epochs": epochs, "data.batch_size": batch_size, "data.image_size": image_size,
             "optim.max_steps": max_steps, "optim.lr": lr, "runtime.device": device, "data.workers": workers,
             "runtime.precision": precision, "runtime.compile": compile_model,
             "model.backbone_weights": backbone_weights, "seed": seed,
-        })
+        }
+        overrides.update({key: value for key, value in options.items() if value is not None})
         resolved = with_overrides(resolved, overrides)
         out_dir = out or Path("runs") / resolved.name
         result = train(resolved, data, out_dir, resume=resume, console=console)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+import torch.distributed as dist
 import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -121,22 +122,7 @@ class Trainer:
 
         self.data = build_data(recipe, self.data_root, self.ctx.rank, self.ctx.world_size,
                                pin_memory=self.device.type == "cuda")
-        labels = self.data.labels
-        model = OAMNet(
-            num_races=len(labels.race),
-            attention=recipe.model.attention,
-            backbone_weights=recipe.model.backbone_weights,
-            head_dropout=recipe.model.head_dropout,
-            age_max=recipe.model.age_max,
-        )
-        ages = self.data.train_targets.age
-        if np.isfinite(ages).any():
-            model.init_age_bias(float(np.nanmean(ages)))
-        weights = None
-        if recipe.loss.class_weights:
-            weights = class_weights(self.data.train_targets,
-                                    {"gender": len(labels.gender), "race": len(labels.race), "mask": len(labels.mask)})
-        self.module = TrainingModule(model, MultiTaskLoss(recipe.loss, weights)).to(self.device)
+        self.module = self._build_module().to(self.device)
         # channels_last feeds cuDNN's NHWC tensor-core kernels; PyTorch's CPU kernels are much slower with it.
         self.channels_last = recipe.runtime.channels_last and self.device.type == "cuda"
         if self.channels_last:
@@ -177,6 +163,30 @@ class Trainer:
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(str(self.out_dir / TENSORBOARD_DIR), purge_step=self.step or None)
+
+    def _build_module(self) -> TrainingModule:
+        """OAMNet for the dataset's taxonomy plus its loss (class weights from the training split)."""
+        recipe, labels = self.recipe, self.data.labels
+        # Under torchrun, rank 0 fetches pretrained weights into the cache before the others read it.
+        if self.ctx.distributed and not self.ctx.is_main:
+            dist.barrier()
+        model = OAMNet(
+            num_races=len(labels.race),
+            attention=recipe.model.attention,
+            backbone_weights=recipe.model.backbone_weights,
+            head_dropout=recipe.model.head_dropout,
+            age_max=recipe.model.age_max,
+        )
+        if self.ctx.distributed and self.ctx.is_main:
+            dist.barrier()
+        ages = self.data.train_targets.age
+        if np.isfinite(ages).any():
+            model.init_age_bias(float(np.nanmean(ages)))
+        weights = None
+        if recipe.loss.class_weights:
+            weights = class_weights(self.data.train_targets,
+                                    {"gender": len(labels.gender), "race": len(labels.race), "mask": len(labels.mask)})
+        return TrainingModule(model, MultiTaskLoss(recipe.loss, weights))
 
     # ----------------------------------------------------------------- checkpoints
     def _state(self, metrics: dict[str, float], rng_states: list[dict[str, Any]]) -> dict[str, Any]:

@@ -195,8 +195,6 @@ def with_overrides(recipe: Recipe, overrides: dict[str, Any]) -> Recipe:
     """A copy of `recipe` with dotted-key overrides applied (e.g. {"optim.lr": 3e-4}), re-validated."""
     data = recipe.model_dump(mode="json")
     for dotted, value in overrides.items():
-        if value is None:
-            continue
         *parents, leaf = dotted.split(".")
         node = data
         for part in parents:
