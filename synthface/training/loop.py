@@ -30,7 +30,7 @@ from synthface.training.data import build_data, class_weights
 from synthface.training.losses import MultiTaskLoss
 from synthface.training.metrics import MetricTracker
 from synthface.training.model import OAMNet
-from synthface.training.recipe import STOPPING_METRICS, Recipe
+from synthface.training.recipe import STOPPING_METRICS, TASKS, Recipe
 from synthface.training.transforms import MEAN, STD, normalize_on_device
 
 LAST, BEST, METRICS_CSV, RECIPE_YAML, TENSORBOARD_DIR = "last.pt", "best.pt", "metrics.csv", "recipe.yaml", "tb"
@@ -365,6 +365,9 @@ class Trainer:
         metrics = {"epoch": round(epoch, 4), "step": self.step, "lr": self.optimizer.param_groups[0]["lr"]}
         metrics.update(tracker.compute("train", self.ctx.distributed))
         metrics.update(self.validate())
+        log_vars = self.module.criterion.log_vars
+        if log_vars is not None:  # learned task weights exp(-s), to watch uncertainty weighting
+            metrics.update({f"weight_{task}": w for task, w in zip(TASKS, torch.exp(-log_vars.detach()).tolist())})
         metrics["images_per_s"] = images / max(elapsed, 1e-9)
         metrics["epoch_time_s"] = elapsed
         self.history.append(metrics)
