@@ -3,7 +3,7 @@
 Layout (see docs/dataset-format.md)::
 
     OUT/images/<sample_id>.jpg        OUT/occlusion/<sample_id>.png   (optional)
-    OUT/metadata.csv + metadata.parquet   one row per image, `file_name` relative to OUT
+    OUT/metadata.csv + samples.parquet    one row per image (the same table), `file_name` relative to OUT
     OUT/scenario.yaml  OUT/report.json  OUT/report.md  OUT/preview.jpg
 
 The metadata follows Hugging Face `imagefolder` conventions (`file_name` column), so
@@ -21,7 +21,9 @@ import pandas as pd
 from synthface.taxonomy import GENDERS, races
 
 METADATA_CSV = "metadata.csv"
-METADATA_PARQUET = "metadata.parquet"
+# The typed copy of metadata.csv. Not "metadata.parquet": Hugging Face imagefolder refuses a
+# folder with two metadata files of different formats.
+METADATA_PARQUET = "samples.parquet"
 IMAGES_DIR = "images"
 OCCLUSION_DIR = "occlusion"
 
@@ -81,7 +83,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def write_metadata(root: Path, table: pd.DataFrame) -> None:
-    """Write metadata.csv and metadata.parquet atomically (temp file, then rename)."""
+    """Write metadata.csv and samples.parquet atomically (temp file, then rename)."""
     root = Path(root)
     table = table.reset_index(drop=True)
     atomic_write_bytes(root / METADATA_CSV, table.to_csv(index=False).encode())
@@ -95,16 +97,23 @@ def write_metadata(root: Path, table: pd.DataFrame) -> None:
         raise
 
 
+def metadata_file(root: Path) -> Path:
+    """The dataset's metadata table: the parquet copy if present, else the CSV."""
+    root = Path(root)
+    for name in (METADATA_PARQUET, METADATA_CSV):
+        if (root / name).exists():
+            return root / name
+    raise DatasetError(f"{root}: no {METADATA_PARQUET} or {METADATA_CSV}; is this a synthface dataset?")
+
+
 def read_metadata(root: Path, split: str | None = None) -> pd.DataFrame:
     """Read a dataset's metadata (parquet if present, else CSV), optionally one split."""
     root = Path(root)
-    parquet, csv = root / METADATA_PARQUET, root / METADATA_CSV
-    if parquet.exists():
-        table = pd.read_parquet(parquet)
-    elif csv.exists():
-        table = pd.read_csv(csv, keep_default_na=False, na_values=[""])
+    file = metadata_file(root)
+    if file.suffix == ".parquet":
+        table = pd.read_parquet(file)
     else:
-        raise DatasetError(f"{root}: no {METADATA_PARQUET} or {METADATA_CSV}; is this a synthface dataset?")
+        table = pd.read_csv(file, keep_default_na=False, na_values=[""])
     if split is not None:
         if "split" not in table.columns:
             raise DatasetError(f"{root}: metadata has no 'split' column")
@@ -135,3 +144,22 @@ def validate_for_training(table: pd.DataFrame, root: Path | str = "dataset") -> 
     if bad_mask:
         raise DatasetError(f"{root}: 'mask' must be 0 or 1, found {bad_mask}")
     return taxonomy
+
+
+def read_split(root: Path, split: str) -> tuple[pd.DataFrame, str]:
+    """One split, validated for a model: (its rows, the race taxonomy).
+
+    Raises DatasetError for an empty split (naming the splits present) or for listed images
+    that do not exist on disk.
+    """
+    root = Path(root)
+    table = read_metadata(root)
+    taxonomy = validate_for_training(table, root)
+    part = table[table["split"] == split].reset_index(drop=True)
+    if part.empty:
+        found = sorted(table["split"].dropna().unique())
+        raise DatasetError(f"{root}: split {split!r} has no rows (splits present: {found})")
+    missing = [name for name in part["file_name"] if not (root / name).is_file()]
+    if missing:
+        raise DatasetError(f"{root}: {len(missing)} image file(s) listed in the metadata do not exist, e.g. {missing[:3]}")
+    return part, taxonomy

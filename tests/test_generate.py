@@ -61,7 +61,7 @@ def dataset(tmp_path_factory, scenario_file) -> Path:
 
 
 def test_writes_the_dataset_layout(dataset):
-    for name in ("metadata.csv", "metadata.parquet", "scenario.yaml", "report.json", "report.md", "preview.jpg"):
+    for name in ("metadata.csv", "samples.parquet", "scenario.yaml", "report.json", "report.md", "preview.jpg"):
         assert (dataset / name).stat().st_size > 0, name
     table = read_metadata(dataset)
     primary = table[~table["sample_id"].str.endswith("-unmasked")]
@@ -82,6 +82,18 @@ def test_writes_the_dataset_layout(dataset):
     assert (table.groupby("source_id")["split"].nunique() == 1).all()
     with Image.open(dataset / table["file_name"][0]) as image:
         assert image.size == (128, 128)
+
+
+def test_hugging_face_imagefolder_reads_the_dataset(dataset, monkeypatch, tmp_path):
+    import datasets  # from the dev extra
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    loaded = datasets.load_dataset("imagefolder", data_dir=str(dataset), cache_dir=str(tmp_path / "hf-cache"))["train"]
+    table = read_metadata(dataset)
+    assert len(loaded) == len(table)  # occlusion maps and the preview are not taken for samples
+    assert sorted(loaded["sample_id"]) == sorted(table["sample_id"])
+    first = loaded[0]
+    assert first["image"].size == (128, 128) and first["gender"] in ("male", "female")
 
 
 def test_report_lists_skipped_inputs_with_reasons(dataset):

@@ -114,7 +114,7 @@ def test_checkpoint_loads_for_inference_with_everything_evaluation_needs(runs) -
 def test_command_line_reports_dataset_errors_clearly(dataset, tmp_path) -> None:
     result = _cli(["train", "oam_resnet50", "--data", str(tmp_path), "--out", str(tmp_path / "run")])
     assert result.exit_code == 2
-    assert "no metadata.parquet or metadata.csv" in result.output
+    assert "no samples.parquet or metadata.csv" in result.output
     result = _cli(["train", "oam_resnet50", "--data", str(dataset), "--set", "optim.lerning_rate=1"])
     assert result.exit_code == 2 and "unknown key 'lerning_rate'" in result.output
 

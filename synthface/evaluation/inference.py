@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from synthface.dataset import DatasetError, read_metadata, validate_for_training
+from synthface.dataset import DatasetError, read_split
 from synthface.evaluation.metrics import CLASSIFICATION_HEADS, HEADS, pred_column, prob_column
 from synthface.evaluation.saliency import GradCam, gradcam_layer, mass_on_region
 from synthface.progress import progress_bar
@@ -73,15 +73,7 @@ def load_split_for_model(root: Path, split: str, model_taxonomy: str) -> pd.Data
     A fairface7 dataset can be scored by a utkface5 model (labels mapped); the reverse is
     refused with the reason.
     """
-    table = read_metadata(root)
-    taxonomy = validate_for_training(table, root)
-    part = table[table["split"] == split].reset_index(drop=True)
-    if part.empty:
-        found = sorted(table["split"].dropna().unique())
-        raise DatasetError(f"{root}: split {split!r} has no rows (splits present: {found}); choose one with --split")
-    missing = [name for name in part["file_name"] if not (Path(root) / name).is_file()]
-    if missing:
-        raise DatasetError(f"{root}: {len(missing)} image file(s) listed in the metadata do not exist, e.g. {missing[:3]}")
+    part, taxonomy = read_split(Path(root), split)
     if taxonomy != model_taxonomy:
         try:
             part["race"] = [convert_race(label, taxonomy, model_taxonomy) for label in part["race"]]

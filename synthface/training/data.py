@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from synthface.dataset import METADATA_CSV, METADATA_PARQUET, DatasetError, read_metadata, validate_for_training
+from synthface.dataset import DatasetError, metadata_file, read_split
 from synthface.taxonomy import GENDERS, MASK_CLASSES, races
 from synthface.training import transforms as T
 from synthface.training.recipe import Recipe
@@ -69,25 +69,12 @@ def encode_targets(table: pd.DataFrame, labels: LabelMaps) -> Targets:
 
 def dataset_fingerprint(root: Path | str) -> str:
     """A short hash of the metadata table: checkpoints remember which data they were trained on."""
-    root = Path(root)
-    for name in (METADATA_PARQUET, METADATA_CSV):
-        if (root / name).exists():
-            return hashlib.sha256((root / name).read_bytes()).hexdigest()[:16]
-    raise DatasetError(f"{root}: no {METADATA_PARQUET} or {METADATA_CSV}; is this a synthface dataset?")
+    return hashlib.sha256(metadata_file(Path(root)).read_bytes()).hexdigest()[:16]
 
 
 def load_split(root: Path | str, split: str) -> tuple[pd.DataFrame, LabelMaps]:
     """Read and validate one split; a DatasetError says what is missing or wrong."""
-    root = Path(root)
-    table = read_metadata(root)
-    taxonomy = validate_for_training(table, root)
-    part = table[table["split"] == split].reset_index(drop=True)
-    if part.empty:
-        found = sorted(table["split"].dropna().unique())
-        raise DatasetError(f"{root}: split {split!r} has no rows (splits present: {found})")
-    missing_files = [f for f in part["file_name"].head(50) if not (root / f).is_file()]
-    if missing_files:
-        raise DatasetError(f"{root}: image file(s) listed in the metadata do not exist, e.g. {missing_files[:3]}")
+    part, taxonomy = read_split(Path(root), split)
     return part, LabelMaps(race_taxonomy=taxonomy)
 
 
