@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from synthface.dataset import COLUMNS, IMAGES_DIR, OCCLUSION_DIR, atomic_write_bytes, write_metadata
+from synthface.sources.demo import demo_photo
 from synthface.taxonomy import GENDERS, age_bin_label, races
 
 SPLITS = ("train", "val", "test")
@@ -39,21 +40,6 @@ _PHOTOS = (
     _Photo("grace_hopper.jpg", (255.0, 232.0), 260.0,
            ((175, 225), (335, 225), (330, 280), (295, 320), (215, 320), (180, 280))),
 )
-
-
-def _load_photo(name: str) -> np.ndarray:
-    """An RGB uint8 array of one of the bundled test photos."""
-    if name == "astronaut":
-        import skimage.data
-
-        return skimage.data.astronaut()
-    import matplotlib.cbook
-
-    path = matplotlib.cbook.get_sample_data(name, asfileobj=False)
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise FileNotFoundError(f"could not read matplotlib sample photo {path}")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def _race_tint(race_index: int, n_races: int) -> np.ndarray:
@@ -91,7 +77,7 @@ def make_tiny_dataset(
         (root / OCCLUSION_DIR).mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     race_labels = races(race_taxonomy)
-    photos = {photo.name: _load_photo(photo.name) for photo in _PHOTOS}
+    photos = {photo.name: demo_photo(photo.name) for photo in _PHOTOS}
 
     rows: list[dict] = []
     for split in SPLITS:

@@ -24,18 +24,18 @@ def isolated_cache(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def astronaut() -> np.ndarray:
-    import skimage.data
+    """scikit-image's astronaut (public domain)."""
+    from synthface.sources.demo import demo_photo
 
-    return skimage.data.astronaut()
+    return demo_photo("astronaut")
 
 
 @pytest.fixture(scope="session")
 def grace_hopper() -> np.ndarray:
-    import matplotlib.cbook
-    from PIL import Image
+    """matplotlib's Grace Hopper sample photo (public domain)."""
+    from synthface.sources.demo import demo_photo
 
-    with Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)) as image:
-        return np.array(image.convert("RGB"))
+    return demo_photo("grace_hopper")
 
 
 # UTKFace-style names: age_gender_race_datetime.jpg (labels invented for the test pool).

@@ -103,10 +103,10 @@ def canonical_face() -> np.ndarray:
 
 def _rebuild() -> None:  # pragma: no cover - a maintenance script, run by hand
     from synthface.landmarks import LandmarkDetector
-    from synthface.testing import _load_photo
+    from synthface.sources.demo import demo_photo
 
     with LandmarkDetector() as detector:
-        shapes = [detector.detect(_load_photo(name))[0].points for name in ("astronaut", "grace_hopper.jpg")]
+        shapes = [detector.detect(demo_photo(name))[0].points for name in ("astronaut", "grace_hopper.jpg")]
     points = build_canonical(shapes)
     DATA_FILE.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(DATA_FILE, points=points)

@@ -16,6 +16,7 @@ import numpy as np
 
 from synthface import facemesh
 from synthface.maskfit.warp import ThinPlateSpline
+from synthface.sources.demo import demo_photo
 
 DEMO_PHOTOS = ("astronaut", "grace_hopper.jpg")
 DEMO_YAWS = (0.0, -30.0, 30.0)
@@ -56,21 +57,6 @@ def turn_face(image_rgb: np.ndarray, points: np.ndarray, degrees: float) -> np.n
     return cv2.remap(image_rgb, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
 
 
-def load_demo_photo(name: str) -> np.ndarray:
-    """RGB uint8 of a bundled public-domain photo ('astronaut' from scikit-image, 'grace_hopper.jpg' from matplotlib)."""
-    if name == "astronaut":
-        import skimage.data
-
-        return skimage.data.astronaut()
-    import matplotlib.cbook
-
-    path = matplotlib.cbook.get_sample_data(name, asfileobj=False)
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise FileNotFoundError(f"could not read matplotlib sample photo {path}")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
 @lru_cache(maxsize=4)
 def demo_faces(size: int = 224, yaws: tuple[float, ...] = DEMO_YAWS) -> tuple[DemoFace, ...]:
     """Aligned demo faces at each yaw, landmarks detected by MediaPipe on the (warped) photos."""
@@ -80,7 +66,7 @@ def demo_faces(size: int = 224, yaws: tuple[float, ...] = DEMO_YAWS) -> tuple[De
     faces = []
     with LandmarkDetector() as detector:
         for photo in DEMO_PHOTOS:
-            image = load_demo_photo(photo)
+            image = demo_photo(photo)
             found = detector.detect(image)
             if not found:
                 raise RuntimeError(f"no face found on the demo photo {photo}")

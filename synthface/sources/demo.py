@@ -89,3 +89,16 @@ def load_demo(spec: SourceSpec | None = None) -> SourceScan:
         for face in DEMO_FACES
     ]
     return SourceScan(records=records, skipped=[], reuse_unlimited=True)
+
+
+def demo_photo(name: str):
+    """A demo photo as an RGB uint8 array: 'astronaut' or 'grace_hopper' (file names work too)."""
+    import cv2
+    import numpy as np
+
+    stem = Path(name).stem
+    paths = {Path(ASTRONAUT.name).stem: astronaut_path, Path(GRACE_HOPPER.name).stem: grace_hopper_path}
+    if stem not in paths:
+        raise ValueError(f"unknown demo photo {name!r}; expected one of {sorted(paths)}")
+    bgr = cv2.imdecode(np.fromfile(str(paths[stem]()), np.uint8), cv2.IMREAD_COLOR)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
