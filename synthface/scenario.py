@@ -14,6 +14,7 @@ from typing import Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from synthface.errors import describe_problems, validation_problems
 from synthface.lighting import LightingConfig
 from synthface.maskfit import WEAR_STYLES, MaskAppearance
 from synthface.paths import bundled_dir
@@ -36,8 +37,7 @@ class ScenarioError(ValueError):
     def __init__(self, file: str, problems: list[tuple[str, str]]):
         self.file = file
         self.problems = problems
-        lines = [f"{file}: {loc or '<top level>'}: {message}" for loc, message in problems]
-        super().__init__("invalid scenario\n  " + "\n  ".join(lines))
+        super().__init__(describe_problems(file, "scenario", problems))
 
 
 def check_known(keys, known, what: str) -> None:
@@ -249,10 +249,6 @@ class Scenario(Strict):
     preview_samples: int = Field(36, ge=0, le=400, description="Samples shown in preview.jpg.")
 
 
-def _location(loc: tuple) -> str:
-    return ".".join(str(part) for part in loc)
-
-
 def resolve_scenario_path(name_or_path: str | Path) -> Path:
     """A path as given, or a bundled scenario by name (`all_masked` -> scenarios/all_masked.yaml)."""
     path = Path(name_or_path).expanduser()
@@ -274,8 +270,7 @@ def parse_scenario(data: object, file: str = "<scenario>", check_paths: bool = T
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as error:
-        problems = [(_location(e["loc"]), e["msg"].removeprefix("Value error, ")) for e in error.errors()]
-        raise ScenarioError(file, problems) from None
+        raise ScenarioError(file, validation_problems(error)) from None
     problems = []
     if mask_names is not None:
         for name in scenario.mask.types:

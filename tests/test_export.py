@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import onnxruntime
-import pytest
 import torch
 import typer
 from typer.testing import CliRunner

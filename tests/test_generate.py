@@ -47,7 +47,7 @@ def scenario_file(tmp_path_factory, utk_folder) -> Path:
     return path
 
 
-def generate(*args: str) -> "Result":
+def generate(*args: object):
     result = runner.invoke(app, ["generate", *map(str, args), "--quiet"])
     return result
 

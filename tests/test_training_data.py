@@ -11,11 +11,22 @@ import torch
 from synthface.dataset import DatasetError, read_metadata, validate_for_training, write_metadata
 from synthface.testing import make_tiny_dataset
 from synthface.training.data import (
-    MISSING_CLASS, FaceDataset, ResumableSampler, balance_weights, encode_targets, load_split,
+    MISSING_CLASS,
+    FaceDataset,
+    ResumableSampler,
+    balance_weights,
+    encode_targets,
+    load_split,
 )
 from synthface.training.losses import MultiTaskLoss
 from synthface.training.recipe import (
-    LossSection, Recipe, RecipeError, load_recipe, parse_recipe, parse_set_option, resolve_recipe_path,
+    LossSection,
+    Recipe,
+    RecipeError,
+    load_recipe,
+    parse_recipe,
+    parse_set_option,
+    resolve_recipe_path,
     with_overrides,
 )
 from synthface.training.transforms import MEAN, STD, eval_transform, normalize_on_device, train_transform

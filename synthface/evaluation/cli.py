@@ -83,7 +83,8 @@ def compare(
     """Evaluate one or more models on several scenarios; one table with drops vs the no-mask scenario."""
     from rich.markdown import Markdown
 
-    from synthface.evaluation.compare import COMPARISON_MD, compare as run_compare, split_paths
+    from synthface.evaluation.compare import COMPARISON_MD, split_paths
+    from synthface.evaluation.compare import compare as run_compare
 
     try:
         checkpoints, datasets = split_paths(paths)

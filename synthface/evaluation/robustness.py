@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from synthface.evaluation.metrics import lower_is_better, predicted_indices, pred_column, true_indices
+from synthface.evaluation.metrics import lower_is_better, pred_column, predicted_indices, true_indices
 
 PAIRED_METRICS = (
     "age.mae",

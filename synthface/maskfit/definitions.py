@@ -14,6 +14,7 @@ from typing import Annotated, Literal, Optional, Sequence, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from synthface.errors import describe_problems, validation_problems
 from synthface.paths import bundled_dir
 
 WEAR_STYLES: tuple[str, ...] = ("proper", "nose_exposed", "chin", "strap_loose")
@@ -211,14 +212,6 @@ class MaskDefinition(_Strict):
         return wear_style in self.wear_styles
 
 
-def _format_errors(error: ValidationError, file: Path) -> str:
-    lines = [f"{file}: invalid mask definition"]
-    for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        lines.append(f"  {key}: {item['msg']}")
-    return "\n".join(lines)
-
-
 def _read_yaml(file: Path) -> object:
     try:
         with open(file, encoding="utf-8") as handle:
@@ -237,7 +230,7 @@ def load_definition(file: Path) -> MaskDefinition:
     try:
         definition = MaskDefinition.model_validate({**data, "source": str(file)})
     except ValidationError as error:
-        raise MaskDefinitionError(_format_errors(error, file)) from None
+        raise MaskDefinitionError(describe_problems(str(file), "mask definition", validation_problems(error))) from None
     if definition.image is not None:
         definition = _check_photo(definition, file)
     return definition

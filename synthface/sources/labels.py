@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import re
-
 from collections.abc import Iterable
 from pathlib import Path
 

@@ -48,7 +48,11 @@ def train_command(
     from synthface.training.loop import BEST, train
     from synthface.training.model import BackboneWeightsError
     from synthface.training.recipe import (
-        RecipeError, load_recipe, parse_set_option, resolve_recipe_path, with_overrides,
+        RecipeError,
+        load_recipe,
+        parse_set_option,
+        resolve_recipe_path,
+        with_overrides,
     )
 
     console = Console()

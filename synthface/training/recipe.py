@@ -13,6 +13,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from synthface.errors import describe_problems, validation_problems
+
 TASKS = ("age", "gender", "race", "mask")
 # Validation metrics early stopping may watch, and whether lower is better.
 STOPPING_METRICS: dict[str, str] = {
@@ -147,20 +149,12 @@ class Recipe(_Section):
         return self
 
 
-def _format_errors(source: str, error: ValidationError) -> str:
-    lines = [f"{source}: invalid training recipe"]
-    for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        lines.append(f"  {where}: {item['msg']}")
-    return "\n".join(lines)
-
-
 def parse_recipe(data: dict[str, Any], source: str = "recipe") -> Recipe:
     """Validate a recipe mapping; RecipeError lists every bad key with its dotted path."""
     try:
         return Recipe.model_validate(data)
     except ValidationError as error:
-        raise RecipeError(_format_errors(source, error)) from None
+        raise RecipeError(describe_problems(source, "training recipe", validation_problems(error))) from None
 
 
 def load_recipe(path: Path | str) -> Recipe:
