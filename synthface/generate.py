@@ -14,6 +14,7 @@ import os
 import shutil
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from synthface.landmarks import LandmarkCache, resolve_model_path
 from synthface.plan import Plan, SampleSpec, build_plan, shard
 from synthface.pool import PoolReport, build_pool
 from synthface.progress import progress_bar
+from synthface.render import PoolLandmarks
 from synthface.scenario import Scenario, scenario_to_yaml
 
 RUN_DIR = ".synthface-run"
@@ -75,7 +77,7 @@ def run_generate(scenario: Scenario, options: GenerateOptions) -> GenerateResult
     model_path = resolve_model_path(options.landmarker)
     cache = LandmarkCache(options.cache_dir, model_path)
     library = MaskLibrary.load(options.mask_dirs)
-    faces, pool_report = build_pool(scenario, scenario.sources, cache, workers, model_path, options.quiet)
+    faces, landmarks, pool_report = build_pool(scenario, scenario.sources, cache, workers, model_path, options.quiet)
     if not faces:
         raise GenerateError(f"no usable face in the pool ({pool_report.n_inputs} inputs; reasons: {pool_report.reasons()})")
     pool_seconds = time.perf_counter() - started
@@ -94,7 +96,8 @@ def run_generate(scenario: Scenario, options: GenerateOptions) -> GenerateResult
     done, failures = read_journal(journal, out)
     todo = [spec for spec in samples if spec.sample_id not in done]
     render_started = time.perf_counter()
-    rendered = render_all(scenario, plan, library, options.mask_dirs, cache, out, todo, workers, journal, failures, options.quiet)
+    pool_landmarks = PoolLandmarks.save(out / RUN_DIR, landmarks)
+    rendered = render_all(scenario, plan, library, options.mask_dirs, pool_landmarks, out, todo, workers, journal, failures, options.quiet)
     render_seconds = time.perf_counter() - render_started
 
     rows = [row for spec in samples for row in done.get(spec.sample_id, [])] + rendered
@@ -160,20 +163,37 @@ def read_journal(journal: Path, out: Path) -> tuple[dict[str, list[dict]], list[
 _context = None
 
 
-def _init_worker(scenario_json: str, faces, mask_dirs, cache_root: str, model_path: str, out: str) -> None:
+def _init_worker(scenario_json: str, faces, mask_dirs, out: str) -> None:
     global _context
-    from synthface.maskfit import MaskLibrary
-    from synthface.render import RenderContext
-
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     # albumentations imports torch when it can (for ToTensorV2), which costs ~300 MB of private
     # memory per process; render workers never use torch, so keep it out of them.
     sys.modules.setdefault("torch", None)
     import cv2
 
+    from synthface.maskfit import MaskLibrary
+    from synthface.render import PoolLandmarks, RenderContext
+
     cv2.setNumThreads(1)  # one process per core already
     scenario = Scenario.model_validate_json(scenario_json)
-    _context = RenderContext(scenario, faces, MaskLibrary.load(mask_dirs), LandmarkCache(Path(cache_root), Path(model_path)), Path(out))
+    landmarks = PoolLandmarks.open(Path(out) / RUN_DIR)
+    _context = RenderContext(scenario, faces, MaskLibrary.load(mask_dirs), landmarks, Path(out))
+
+
+@contextmanager
+def single_threaded_children():
+    """Spawned workers inherit the environment before they import numpy: one BLAS/OpenMP thread
+    each, since there is already one worker per core (more threads only fight over the cores)."""
+    names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ.update({name: "1" for name in names})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _render(spec: SampleSpec):
@@ -182,7 +202,7 @@ def _render(spec: SampleSpec):
     return render_sample(_context, spec)
 
 
-def render_all(scenario: Scenario, plan: Plan, library, mask_dirs: tuple[Path, ...], cache: LandmarkCache, out: Path,
+def render_all(scenario: Scenario, plan: Plan, library, mask_dirs: tuple[Path, ...], landmarks, out: Path,
                todo: list[SampleSpec], workers: int, journal: Path, failures: list[dict], quiet: bool) -> list[dict]:
     """Render `todo`, journaling each finished sample; returns the new rows."""
     from synthface.render import RenderContext, render_sample
@@ -193,13 +213,13 @@ def render_all(scenario: Scenario, plan: Plan, library, mask_dirs: tuple[Path, .
     journal.parent.mkdir(parents=True, exist_ok=True)
     pool = None
     if workers <= 1 or len(todo) < 2 * workers:
-        context = RenderContext(scenario, plan.faces, library, cache, out)
+        context = RenderContext(scenario, plan.faces, library, landmarks, out)
         outcomes = (render_sample(context, spec) for spec in todo)
     else:
-        pool = multiprocessing.get_context("spawn").Pool(
-            workers, _init_worker,
-            (scenario.model_dump_json(), plan.faces, tuple(mask_dirs), str(cache.root), str(cache.model_path), str(out)),
-        )
+        with single_threaded_children():
+            pool = multiprocessing.get_context("spawn").Pool(
+                workers, _init_worker, (scenario.model_dump_json(), plan.faces, tuple(mask_dirs), str(out))
+            )
         outcomes = pool.imap_unordered(_render, todo, chunksize=4)
     try:
         with open(journal, "a") as log, progress_bar("rendering", len(todo), quiet) as advance:

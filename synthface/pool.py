@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from synthface.landmarks import CachedDetection, LandmarkCache, LandmarkDetector
+from synthface.landmarks import CachedDetection, FaceLandmarks, LandmarkCache, LandmarkDetector
 from synthface.plan import PoolFace
 from synthface.progress import progress_bar
 from synthface.scenario import Scenario
@@ -126,8 +126,11 @@ def usable_face(record: FaceRecord, detection: CachedDetection, scenario: Scenar
 
 
 def build_pool(scenario: Scenario, sources: list[SourceSpec], cache: LandmarkCache, workers: int,
-               model_path: Path | None = None, quiet: bool = False) -> tuple[list[PoolFace], PoolReport]:
-    """Read the sources, detect landmarks, and split records into usable faces and skipped inputs."""
+               model_path: Path | None = None, quiet: bool = False) -> tuple[list[PoolFace], list[FaceLandmarks], PoolReport]:
+    """Read the sources, detect landmarks, and split records into usable faces and skipped inputs.
+
+    Returns the usable faces, their landmarks (same order) and the report of what was skipped.
+    """
     report = PoolReport()
     scans = []
     for spec in sources:
@@ -137,6 +140,7 @@ def build_pool(scenario: Scenario, sources: list[SourceSpec], cache: LandmarkCac
         scans.append(scan)
     detections = detect_all([r.path for scan in scans for r in scan.records], cache, workers, model_path, quiet)
     faces: list[PoolFace] = []
+    landmarks: list[FaceLandmarks] = []
     seen: set[str] = set()
     for scan in scans:
         for record in scan.records:
@@ -153,4 +157,5 @@ def build_pool(scenario: Scenario, sources: list[SourceSpec], cache: LandmarkCac
                 report.skipped.append(SkippedInput(str(record.path), verdict))
             else:
                 faces.append(verdict)
-    return faces, report
+                landmarks.append(detection.face)
+    return faces, landmarks, report

@@ -7,6 +7,7 @@ written atomically; the returned rows are journaled by the parent only after tha
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -16,7 +17,7 @@ import numpy as np
 
 from synthface.align import align_face
 from synthface.dataset import IMAGES_DIR, OCCLUSION_DIR, atomic_write_bytes
-from synthface.landmarks import LandmarkCache
+from synthface.landmarks import FaceLandmarks
 from synthface.lighting import apply_lighting, sample_lighting
 from synthface.maskfit import MaskFitError, MaskLibrary, fit_mask, sample_mask_params
 from synthface.plan import PoolFace, SampleSpec
@@ -40,7 +41,7 @@ class RenderContext:
     scenario: Scenario
     faces: list[PoolFace]
     library: MaskLibrary
-    cache: LandmarkCache
+    landmarks: PoolLandmarks
     out: Path
 
     # Pools reuse faces (up to max_reuse, or without limit for the demo), so keep a few decoded.
@@ -48,9 +49,37 @@ class RenderContext:
     def source_image(self, path: Path) -> np.ndarray:
         return read_image_rgb(path)
 
-    @lru_cache(maxsize=256)
-    def landmarks(self, path: Path):
-        return self.cache.get(path)
+
+class PoolLandmarks:
+    """The landmarks and pose of every usable face, as two arrays saved beside the run.
+
+    Workers open them memory-mapped: a face's 478 points cost a page read, not a file parse,
+    and the pool's landmarks are never copied into each process.
+    """
+
+    POINTS, POSES = "face_points.npy", "face_poses.npy"
+
+    def __init__(self, points: np.ndarray, poses: np.ndarray):
+        self.points, self.poses = points, poses  # (N, 478, 3) float32; (N, 4) yaw, pitch, roll, n_faces
+
+    @classmethod
+    def save(cls, folder: Path, landmarks: list[FaceLandmarks]) -> "PoolLandmarks":
+        points = np.stack([face.points for face in landmarks]).astype(np.float32)
+        poses = np.array([[face.yaw, face.pitch, face.roll, face.n_faces] for face in landmarks], np.float32)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, array in ((cls.POINTS, points), (cls.POSES, poses)):
+            buffer = io.BytesIO()
+            np.save(buffer, array)
+            atomic_write_bytes(folder / name, buffer.getvalue())
+        return cls.open(folder)
+
+    @classmethod
+    def open(cls, folder: Path) -> "PoolLandmarks":
+        return cls(np.load(folder / cls.POINTS, mmap_mode="r"), np.load(folder / cls.POSES, mmap_mode="r"))
+
+    def __getitem__(self, index: int) -> FaceLandmarks:
+        yaw, pitch, roll, n_faces = (float(v) for v in self.poses[index])
+        return FaceLandmarks(np.array(self.points[index]), yaw, pitch, roll, int(n_faces))
 
 
 def encode_jpeg(image_rgb: np.ndarray, quality: int) -> bytes:
@@ -73,20 +102,17 @@ def render_sample(ctx: RenderContext, spec: SampleSpec) -> RenderOutcome:
     for face_index in (spec.face, *spec.alternates):
         face = ctx.faces[face_index]
         try:
-            outcome.rows = _render_on_face(ctx, spec, face)
+            outcome.rows = _render_on_face(ctx, spec, face, ctx.landmarks[face_index])
             return outcome
         except MaskFitError as error:
             outcome.failures.append({"sample_id": spec.sample_id, "source_id": face.record.source_id, "reason": str(error)})
     return outcome
 
 
-def _render_on_face(ctx: RenderContext, spec: SampleSpec, face: PoolFace) -> list[dict]:
+def _render_on_face(ctx: RenderContext, spec: SampleSpec, face: PoolFace, landmarks: FaceLandmarks) -> list[dict]:
     scenario = ctx.scenario
     rng = np.random.default_rng(spec.seed)
-    detection = ctx.landmarks(face.record.path)
-    if detection is None or detection.face is None:
-        raise MaskFitError("landmarks missing from the cache")
-    aligned = align_face(ctx.source_image(face.record.path), detection.face, scenario.image_size, scenario.faces.crop_margin)
+    aligned = align_face(ctx.source_image(face.record.path), landmarks, scenario.image_size, scenario.faces.crop_margin)
     light = sample_lighting(scenario.lighting, rng)
 
     occluder_name = spec.mask_type if spec.mask else spec.confuser
@@ -106,7 +132,7 @@ def _render_on_face(ctx: RenderContext, spec: SampleSpec, face: PoolFace) -> lis
         mask_columns = params.as_metadata()
 
     write_occlusion = occlusion is not None and scenario.mask.write_occlusion
-    row = base_row(spec, face, detection.face, scenario.race.taxonomy, light.as_metadata())
+    row = base_row(spec, face, landmarks, scenario.race.taxonomy, light.as_metadata())
     row.update(mask_columns)
     row.update(
         mask=spec.mask,
