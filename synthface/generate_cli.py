@@ -74,8 +74,13 @@ def generate(
         f"{report['fit_failures']['count']} fit failures; {len(report['shortfall'])} strata below target; "
         f"report: {result.out / 'report.md'}"
     )
+    if report.get("uses_demo_pool"):
+        console.print("[yellow]note:[/] the bundled demo pool has two faces and cannot meet demographic targets; "
+                      "use --source utkface:PATH (or fairface/table) for a real dataset")
     for line in report["unmet_targets"][:8]:
         console.print(f"  [yellow]unmet[/] {line}")
+    if len(report["unmet_targets"]) > 8:
+        console.print(f"  ... {len(report['unmet_targets']) - 8} more in report.md")
 
 
 def merge(
