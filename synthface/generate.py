@@ -12,6 +12,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import signal
 import sys
 import time
 from contextlib import contextmanager
@@ -165,6 +166,7 @@ _context = None
 
 def _init_worker(scenario_json: str, faces, mask_dirs, out: str) -> None:
     global _context
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops the pool
     # albumentations imports torch when it can (for ToTensorV2), which costs ~300 MB of private
     # memory per process; render workers never use torch, so keep it out of them.
     sys.modules.setdefault("torch", None)

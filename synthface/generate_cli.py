@@ -64,6 +64,10 @@ def generate(
     except (ScenarioError, GenerateError, SourceError, LandmarkerError, ValueError, FileNotFoundError) as error:
         console.print(f"[red]error:[/] {error}")
         raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        console.print(f"[yellow]interrupted:[/] finished samples are kept in {options.out}; "
+                      "run the same command with --resume to continue")
+        raise typer.Exit(130) from None
     if dry_run:
         console.print(Markdown(render_markdown(result.report)))
         return

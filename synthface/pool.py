@@ -8,6 +8,7 @@ list it: silent drops are how label noise creeps into datasets.
 from __future__ import annotations
 
 import multiprocessing
+import signal
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,7 @@ _detector: LandmarkDetector | None = None
 
 def _init_detector(model_path: str | None) -> None:
     global _detector
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops the pool
     _detector = LandmarkDetector(model_path)
 
 
