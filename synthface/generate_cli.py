@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # messages stay on one line, whatever the terminal width
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:

@@ -10,6 +10,18 @@ import pytest
 
 
 @pytest.fixture(scope="session", autouse=True)
+def wide_terminal():
+    """Rich wraps CLI output at the terminal width; tests match messages, so give them one width everywhere."""
+    previous = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "200"
+    yield
+    if previous is None:
+        os.environ.pop("COLUMNS", None)
+    else:
+        os.environ["COLUMNS"] = previous
+
+
+@pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory):
     """Keep tests' landmark caches and demo files out of the user's ~/.cache."""
     path = tmp_path_factory.mktemp("synthface-cache")

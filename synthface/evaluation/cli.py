@@ -13,7 +13,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # messages stay on one line, whatever the terminal width
 
 DEVICE_HELP = "Device: auto (GPU when present), cpu, cuda or cuda:N."
 

@@ -40,7 +40,7 @@ def list_command(
         patterns = ", ".join(f"{name} {weight:g}" for name, weight in definition.patterns.items())
         table.add_row(definition.name, label, ", ".join(definition.wear_styles),
                       f"{definition.material.kind} / {definition.straps.kind}", ", ".join(definition.palettes), patterns)
-    console = Console()
+    console = Console(soft_wrap=True)
     console.print(table)
     for definition in library:
         console.print(f"[bold]{definition.name}[/bold]: {definition.description} [dim]({definition.source})[/dim]")
@@ -71,7 +71,7 @@ def preview_command(
     out.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(out), cv2.cvtColor(gallery, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90]):
         raise typer.BadParameter(f"could not write {out} (use a .jpg or .png name)")
-    Console().print(f"wrote {out} ({gallery.shape[1]}x{gallery.shape[0]} px, {len(definitions)} types)")
+    Console(soft_wrap=True).print(f"wrote {out} ({gallery.shape[1]}x{gallery.shape[0]} px, {len(definitions)} types)")
 
 
 @masks_app.command("import")
@@ -101,6 +101,6 @@ def import_command(
     preview = out / f"{type_name}_preview.jpg"
     gallery = render_gallery([definition], size=size)
     cv2.imwrite(str(preview), cv2.cvtColor(gallery, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
-    console = Console()
+    console = Console(soft_wrap=True)
     console.print(f"wrote {yaml_file}, {png} and the preview {preview}")
     console.print(f"use it with: synthface generate SCENARIO --masks {out}  (mask.types: {{{type_name}: 1.0}})")

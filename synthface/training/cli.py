@@ -55,7 +55,7 @@ def train_command(
         with_overrides,
     )
 
-    console = Console()
+    console = Console(soft_wrap=True)
     try:
         resolved = load_recipe(resolve_recipe_path(recipe))
         overrides = dict(parse_set_option(text) for text in set_values)
