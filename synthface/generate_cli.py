@@ -69,7 +69,7 @@ def generate(
                       "run the same command with --resume to continue")
         raise typer.Exit(130) from None
     if dry_run:
-        console.print(Markdown(render_markdown(result.report)))
+        console.print(Markdown(render_markdown(result.report)), soft_wrap=False)  # wrap prose, do not crop it
         return
     report = result.report
     console.print(

@@ -58,7 +58,7 @@ def evaluate(
         raise typer.Exit(2) from None
     if not quiet:
         text = (out / REPORT_MD).read_text()
-        console.print(Markdown(text.split("## Classification heads")[0]))
+        console.print(Markdown(text.split("## Classification heads")[0]), soft_wrap=False)
     console.print(f"report written to {out / REPORT_MD}")
 
 
@@ -95,7 +95,7 @@ def compare(
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from None
     if not quiet:
-        console.print(Markdown((out / COMPARISON_MD).read_text().split("![")[0].split("## Metrics")[-1]))
+        console.print(Markdown((out / COMPARISON_MD).read_text().split("![")[0].split("## Metrics")[-1]), soft_wrap=False)
     console.print(f"comparison written to {out / COMPARISON_MD}")
 
 
