@@ -68,8 +68,12 @@ def worker_count(requested: int) -> int:
     return requested if requested > 0 else (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
-def run_generate(scenario: Scenario, options: GenerateOptions) -> GenerateResult:
-    """Build the plan and, unless dry_run, render it into options.out."""
+def run_generate(scenario: Scenario, options: GenerateOptions, library=None) -> GenerateResult:
+    """Build the plan and, unless dry_run, render it into options.out.
+
+    `library`: the mask library already loaded from options.mask_dirs (the CLI loads it to
+    validate the scenario); loaded here when not given.
+    """
     from synthface.maskfit import MaskLibrary
     from synthface.report import build_report, write_report
 
@@ -77,19 +81,20 @@ def run_generate(scenario: Scenario, options: GenerateOptions) -> GenerateResult
     started = time.perf_counter()
     model_path = resolve_model_path(options.landmarker)
     cache = LandmarkCache(options.cache_dir, model_path)
-    library = MaskLibrary.load(options.mask_dirs)
+    library = library or MaskLibrary.load(options.mask_dirs)
     faces, landmarks, pool_report = build_pool(scenario, scenario.sources, cache, workers, model_path, options.quiet)
     if not faces:
         raise GenerateError(f"no usable face in the pool ({pool_report.n_inputs} inputs; reasons: {pool_report.reasons()})")
     pool_seconds = time.perf_counter() - started
     plan = build_plan(scenario, faces, wear_styles_of={name: library.get(name).wear_styles for name in library.names()})
-    if scenario.balance.on_shortfall == "error":
-        shortfall = build_report(scenario, plan, pool_report, None, []).get("shortfall", [])
+    if scenario.balance.on_shortfall == "error" or options.dry_run:
+        planned = build_report(scenario, plan, pool_report, None, [])
+        shortfall = planned["shortfall"] if scenario.balance.on_shortfall == "error" else []
         if shortfall:
             worst = ", ".join(f"{s['stratum']} {s['achieved']}/{s['target']:.1f}" for s in shortfall[:5])
             raise GenerateError(f"the pool cannot meet the targets (on_shortfall: error): {len(shortfall)} strata short, e.g. {worst}")
-    if options.dry_run:
-        return GenerateResult(plan, pool_report, build_report(scenario, plan, pool_report, None, []), None)
+        if options.dry_run:
+            return GenerateResult(plan, pool_report, planned, None)
 
     samples = shard(plan.samples, *options.shard) if options.shard else plan.samples
     out = prepare_output(options, scenario, plan)

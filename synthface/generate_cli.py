@@ -60,7 +60,7 @@ def generate(
             shard=parse_shard(shard), mask_dirs=tuple(masks), landmarker=landmarker, cache_dir=cache_dir, quiet=quiet,
         )
         console.print(f"scenario [bold]{loaded.name}[/] from {path}")
-        result = run_generate(loaded, options)
+        result = run_generate(loaded, options, library)
     except (ScenarioError, GenerateError, SourceError, LandmarkerError, ValueError, FileNotFoundError) as error:
         console.print(f"[red]error:[/] {error}")
         raise typer.Exit(2) from None
