@@ -80,3 +80,13 @@ def utk_folder(tmp_path_factory, astronaut, grace_hopper) -> Path:
     Image.fromarray(astronaut).save(root / "not_a_utkface_name.jpg")
     Image.fromarray(np.full((200, 200, 3), 127, np.uint8)).save(root / "30_0_0_20170101000009.jpg")  # no face
     return root
+
+
+@pytest.fixture
+def cli():
+    """Run `synthface ARGS...` in-process through the real command-line app; returns typer's Result."""
+    from typer.testing import CliRunner
+
+    from synthface.cli import app
+
+    return lambda args: CliRunner().invoke(app, [str(arg) for arg in args], catch_exceptions=False)

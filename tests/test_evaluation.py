@@ -10,11 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import typer
-from typer.testing import CliRunner
 
 from synthface.dataset import DatasetError, read_metadata, write_metadata
-from synthface.evaluation import cli as evaluation_cli
 from synthface.evaluation.efficiency import write_inference_checkpoint
 from synthface.evaluation.evaluate import evaluate
 from synthface.evaluation.inference import load_split_for_model
@@ -92,17 +89,11 @@ def test_evaluate_writes_metrics_predictions_report_and_plots(checkpoints, paire
     assert "plots/attention_grid.png" in report
 
 
-def _cli(args: list[str]):
-    app = typer.Typer()
-    app.callback()(lambda: None)
-    evaluation_cli.register(app)
-    return CliRunner().invoke(app, args, catch_exceptions=False)
 
-
-def test_compare_two_models_on_scenarios_with_drop_against_the_unmasked_one(checkpoints, paired_data, no_mask_data,
+def test_compare_two_models_on_scenarios_with_drop_against_the_unmasked_one(cli, checkpoints, paired_data, no_mask_data,
                                                                             tmp_path):
     out = tmp_path / "comparison"
-    result = _cli(["compare", str(checkpoints[0]), str(checkpoints[1]), str(no_mask_data), str(paired_data),
+    result = cli(["compare", str(checkpoints[0]), str(checkpoints[1]), str(no_mask_data), str(paired_data),
                    "--out", str(out), "--workers", "0", "--bootstrap", "200", "--min-group-size", "1", "--quiet"])
     assert result.exit_code == 0, result.output
 
@@ -126,9 +117,9 @@ def test_compare_two_models_on_scenarios_with_drop_against_the_unmasked_one(chec
     assert _is_png_image(out / "comparison_metrics.png") and _is_png_image(out / "comparison_drops.png")
     assert (out / "oam_best" / "paired_masks" / "metrics.json").is_file()
 
-    missing = _cli(["compare", str(checkpoints[0]), str(tmp_path / "nowhere"), "--out", str(out)])
+    missing = cli(["compare", str(checkpoints[0]), str(tmp_path / "nowhere"), "--out", str(out)])
     assert missing.exit_code == 2 and "neither a checkpoint file nor a dataset folder" in missing.output
-    bad_baseline = _cli(["compare", str(checkpoints[0]), str(no_mask_data), "--out", str(out), "--workers", "0",
+    bad_baseline = cli(["compare", str(checkpoints[0]), str(no_mask_data), "--out", str(out), "--workers", "0",
                          "--baseline", "winter", "--quiet"])
     assert bad_baseline.exit_code == 2 and "--baseline 'winter'" in bad_baseline.output
 
@@ -160,10 +151,10 @@ def test_gradcam_maps_per_head_match_the_model_outputs():
     assert not np.allclose(maps["age"], maps["gender"])
 
 
-def test_evaluate_command_reports_a_wrong_dataset_folder_clearly(checkpoints, paired_data, tmp_path):
-    result = _cli(["evaluate", str(checkpoints[0]), "--data", str(tmp_path), "--out", str(tmp_path / "report")])
+def test_evaluate_command_reports_a_wrong_dataset_folder_clearly(cli, checkpoints, paired_data, tmp_path):
+    result = cli(["evaluate", str(checkpoints[0]), "--data", str(tmp_path), "--out", str(tmp_path / "report")])
     assert result.exit_code == 2 and "is this a synthface dataset?" in result.output
-    wrong_split = _cli(["evaluate", str(checkpoints[0]), "--data", str(paired_data), "--out", str(tmp_path / "r"),
+    wrong_split = cli(["evaluate", str(checkpoints[0]), "--data", str(paired_data), "--out", str(tmp_path / "r"),
                         "--split", "holdout", "--workers", "0", "--quiet"])
     assert wrong_split.exit_code == 2 and "splits present: ['test', 'train', 'val']" in wrong_split.output
 

@@ -7,28 +7,18 @@ import json
 import numpy as np
 import onnxruntime
 import torch
-import typer
-from typer.testing import CliRunner
 
-from synthface.evaluation import cli as evaluation_cli
 from synthface.evaluation.efficiency import write_inference_checkpoint
 from synthface.evaluation.export import _tuple_model, check_parity
 from synthface.training.checkpoint import load_for_inference
 from synthface.training.model import OAMNet
 
 
-def _cli(args: list[str]):
-    app = typer.Typer()
-    app.callback()(lambda: None)
-    evaluation_cli.register(app)
-    return CliRunner().invoke(app, args, catch_exceptions=False)
-
-
-def test_onnx_export_matches_pytorch_within_tolerance(tmp_path):
+def test_onnx_export_matches_pytorch_within_tolerance(cli, tmp_path):
     torch.manual_seed(0)
     checkpoint = write_inference_checkpoint(tmp_path / "best.pt", OAMNet(num_races=5), image_size=64)
     out = tmp_path / "model.onnx"
-    result = _cli(["export", str(checkpoint), "--onnx", "--out", str(out)])
+    result = cli(["export", str(checkpoint), "--onnx", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "parity: passed" in result.output
 
@@ -55,6 +45,6 @@ def test_onnx_export_matches_pytorch_within_tolerance(tmp_path):
     assert max(item["max_abs_diff"] for item in strict["outputs"].values()) < 1e-2
 
 
-def test_export_of_a_missing_checkpoint_is_a_clear_error(tmp_path):
-    result = _cli(["export", str(tmp_path / "nope.pt")])
+def test_export_of_a_missing_checkpoint_is_a_clear_error(cli, tmp_path):
+    result = cli(["export", str(tmp_path / "nope.pt")])
     assert result.exit_code == 2 and "checkpoint not found" in result.output

@@ -7,10 +7,7 @@ import json
 import cv2
 import pytest
 import torch
-import typer
-from typer.testing import CliRunner
 
-from synthface.evaluation import cli as evaluation_cli
 from synthface.evaluation.efficiency import write_inference_checkpoint
 from synthface.training.model import OAMNet
 
@@ -23,14 +20,8 @@ def checkpoint(tmp_path_factory):
     return write_inference_checkpoint(tmp_path_factory.mktemp("run") / "best.pt", OAMNet(num_races=5), image_size=64)
 
 
-def _cli(args: list[str]):
-    app = typer.Typer()
-    app.callback()(lambda: None)
-    evaluation_cli.register(app)
-    return CliRunner().invoke(app, args, catch_exceptions=False)
 
-
-def test_predict_reports_one_face_per_photo_and_bad_images_without_stopping(checkpoint, astronaut, grace_hopper,
+def test_predict_reports_one_face_per_photo_and_bad_images_without_stopping(cli, checkpoint, astronaut, grace_hopper,
                                                                            tmp_path):
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -40,7 +31,7 @@ def test_predict_reports_one_face_per_photo_and_bad_images_without_stopping(chec
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), (astronaut[:64, :64] * 0 + 128).astype("uint8"))  # grey square: no face
 
-    result = _cli(["predict", str(checkpoint), str(photos), str(blank), "--device", "cpu",
+    result = cli(["predict", str(checkpoint), str(photos), str(blank), "--device", "cpu",
                    "--annotate", str(tmp_path / "annotated")])
     assert result.exit_code == 0, result.output
     entries = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
