@@ -136,7 +136,7 @@ def _render_on_face(ctx: RenderContext, spec: SampleSpec, face: PoolFace, landma
     row.update(mask_columns)
     row.update(
         mask=spec.mask,
-        mask_type=spec.mask_type if spec.mask else (spec.confuser if spec.confuser != "none" else "none"),
+        mask_type=occluder_name,  # the mask, the confuser, or "none"
         wear_style=spec.wear_style,
         occluder=spec.confuser if not spec.mask else "none",
         occluded_fraction=round(float(occluded_fraction), 4),
