@@ -18,10 +18,13 @@ import cv2
 import numpy as np
 
 from synthface.align import align_face
+from synthface.capture import estimate_capture, source_jpeg_quality
 from synthface.landmarks import LandmarkDetector
-from synthface.lighting import LightingConfig, apply_lighting, sample_lighting
-from synthface.maskfit import MaskAppearance, MaskLibrary, fit_mask, sample_mask_params
+from synthface.lighting import LightingConfig, sample_lighting
+from synthface.maskfit import MaskAppearance, MaskLibrary, sample_mask_params
 from synthface.pool import read_image_rgb
+from synthface.render import mask_and_light
+from synthface.scenario import FaceQuality
 
 ROWS = [  # (mask type, wear style, lighting preset)
     ("surgical", "proper", "studio"),
@@ -63,13 +66,15 @@ def pick_faces(pool: Path, count: int, seed: int) -> list[Path]:
     return chosen[:count]
 
 
-def render_tile(image, landmarks, definition, wear, preset, size, seed):
+def render_tile(image, path, landmarks, definition, wear, preset, size, seed):
+    """One sample through the generator's own path (scenario defaults for framing)."""
+    faces = FaceQuality()
     rng = np.random.default_rng(seed)
-    aligned = align_face(image, landmarks, size, 0.2)
+    aligned = align_face(image, landmarks, size, faces.crop_margin, min_margin=faces.min_margin, max_padding=faces.max_padding)
+    capture = estimate_capture(aligned.image, aligned.points, source_jpeg_quality(path))
     light = sample_lighting(LightingConfig(preset=preset), rng)
     params = sample_mask_params(definition, MaskAppearance(), wear, rng)
-    rendered = fit_mask(aligned.image, aligned.points, definition, params, light.direction())
-    return apply_lighting(rendered.image, aligned.points, light)
+    return mask_and_light(aligned, definition, params, light, capture)[0]
 
 
 def main() -> None:
@@ -96,7 +101,7 @@ def main() -> None:
     for r, (mask_type, wear, preset) in enumerate(ROWS):
         tiles = []
         for f, (path, image, landmarks) in enumerate(faces):
-            tile = render_tile(image, landmarks, library.get(mask_type), wear, preset, args.size, 1000 * r + f)
+            tile = render_tile(image, path, landmarks, library.get(mask_type), wear, preset, args.size, 1000 * r + f)
             label = f"{mask_type}/{wear}/{preset}" if f == 0 else path.name.split("_20")[0]
             cv2.putText(tile, label, (3, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (255, 255, 255), 1, cv2.LINE_AA)
             tiles.append(tile)

@@ -64,15 +64,18 @@ def alignment_matrix(points: np.ndarray, size: int, margin: float = 0.35) -> np.
 
 
 def align_face(image_rgb: np.ndarray, face: FaceLandmarks | np.ndarray, size: int, margin: float = 0.2,
-               min_margin: float = 0.0) -> AlignedFace:
+               min_margin: float = 0.0, max_padding: float = 0.0) -> AlignedFace:
     """The aligned crop of one face and its landmarks in crop coordinates.
 
-    The margin shrinks (down to `min_margin`) when the photo has less context around the face.
-    Whatever still falls outside the photo is filled with a strongly blurred extension of its
-    edge, which reads as out-of-focus background instead of streaks or mirrored faces.
+    `margin` is the context wanted around the face oval per side (the face fills 1 / (1 + 2 margin)
+    of the crop). Where the photo has less context (tightly cropped pools such as UTKFace chips),
+    the crop pads by up to `max_padding` beyond the photo's edge and zooms in (a smaller margin) for
+    the rest, never below `min_margin`, so the chin stays inside the frame. Padded pixels are a
+    strongly blurred extension of the photo's edge, which reads as out-of-focus background.
     """
     points = face.points if isinstance(face, FaceLandmarks) else np.asarray(face, np.float32)
-    used = fitting_margin(points, image_rgb.shape, margin, min(min_margin, margin))
+    context = fitting_margin(points, image_rgb.shape, margin, 0.0)
+    used = float(np.clip(context + max_padding, min(min_margin, margin), margin))
     matrix = alignment_matrix(points, size, used)
     shrinking = matrix[0, 0] ** 2 + matrix[0, 1] ** 2 < 1
     flags = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR

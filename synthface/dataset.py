@@ -27,8 +27,9 @@ METADATA_PARQUET = "samples.parquet"
 IMAGES_DIR = "images"
 OCCLUSION_DIR = "occlusion"
 
-# Column -> dtype. Lighting parameters are the `lighting_*` columns; their set follows the
-# lighting model, so they are not listed here. Labels are lower-case strings (taxonomy.py).
+# Column -> dtype. Lighting parameters are the `lighting_*` columns and the source photo's capture
+# estimates the `source_*` ones (synthface.capture: blur, noise, JPEG quality, exposure, white
+# balance); their sets follow those models, so they are not listed here. Labels are lower-case strings (taxonomy.py).
 COLUMNS: dict[str, str] = {
     "file_name": "string",  # images/<sample_id>.jpg, relative to the dataset root
     "sample_id": "string",
@@ -41,7 +42,9 @@ COLUMNS: dict[str, str] = {
     "gender": "string",  # male / female
     "race": "string",  # a label of race_taxonomy
     "race_taxonomy": "string",  # utkface5 / fairface7
-    "mask": "int64",  # 1 only when a real mask covers the face
+    "mask": "int64",  # binary label of a real mask, per the scenario's mask.binary_label (default: it covers the mouth)
+    "mask_worn": "int64",  # 1 when a real mask is on the face in any wear style (what balance targets count)
+    "mask_state": "string",  # none / correct / incorrect (nose_exposed, chin, strap_loose are incorrect)
     "mask_type": "string",  # "none" when unmasked; confusers keep their type here
     "mask_color": "string",  # "#rrggbb" or "none"
     "wear_style": "string",  # proper / nose_exposed / chin / strap_loose / none
@@ -60,6 +63,7 @@ COLUMNS: dict[str, str] = {
     "head_pitch": "float64",
     "head_roll": "float64",
     "source_faces": "int64",  # faces found in the source photo; the largest is used
+    "crop_margin": "float64",  # context kept around the face oval per side (faces.crop_margin, less where the photo lacks it)
     "seed": "int64",
 }
 REQUIRED_FOR_TRAINING = ("file_name", "split", "age", "gender", "race", "race_taxonomy", "mask")

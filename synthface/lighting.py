@@ -20,7 +20,7 @@ See docs/lighting.md for every key and the shading formulas.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from functools import lru_cache
 from typing import Annotated, Any, Mapping
 
@@ -57,6 +57,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "noise_std": (0.0, 50.0),
     "blur_sigma": (0.0, 5.0),
     "jpeg_quality": (1, 100),
+    "low_resolution_scale": (0.1, 1.0),
 }
 
 
@@ -106,10 +107,18 @@ class LightingRanges(BaseModel):
     jpeg_quality: IntRange | None = Field(
         None, description="JPEG quality the writer encodes the image with. Bounds 1..100."
     )
+    low_resolution_probability: float | None = Field(
+        None, ge=0.0, le=1.0,
+        description="Probability that a sample is captured at low resolution (a small or distant face in a wide shot): "
+        "rendered at `low_resolution_scale` of the image size, noise added there, then upscaled back.",
+    )
+    low_resolution_scale: Range | None = Field(
+        None, description="Share of the image size a low-resolution sample is captured at (0.3 = a 224 px crop from 67 px). Bounds 0.1..1.",
+    )
 
     @field_validator(
         "intensity", "azimuth", "elevation", "directional", "ambient", "shadow",
-        "color_temperature", "noise_std", "blur_sigma", "jpeg_quality",
+        "color_temperature", "noise_std", "blur_sigma", "jpeg_quality", "low_resolution_scale",
     )
     @classmethod
     def _check_range(cls, value: tuple[float, float] | None, info: ValidationInfo) -> tuple[float, float] | None:
@@ -139,6 +148,8 @@ DEFAULTS: dict[str, Any] = {
     "blur_probability": 0.15,
     "blur_sigma": (0.4, 1.2),
     "jpeg_quality": (80, 95),
+    "low_resolution_probability": 0.1,
+    "low_resolution_scale": (0.3, 0.7),
 }
 
 # Named lighting conditions. A preset sets some keys; the scenario's own keys override it.
@@ -146,7 +157,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "studio": {  # soft, even, near-frontal key; clean capture
         "intensity": (0.95, 1.05), "azimuth": (-20.0, 20.0), "elevation": (10.0, 30.0), "directional": (0.2, 0.4),
         "ambient": (0.6, 0.8), "shadow": (0.0, 0.1), "color_temperature": (5200.0, 5800.0), "noise_std": (0.0, 1.5),
-        "blur_probability": 0.0, "jpeg_quality": (90, 95),
+        "blur_probability": 0.0, "jpeg_quality": (90, 95), "low_resolution_probability": 0.0,
     },
     "daylight": {  # sun or sky from above and to a side, cool-neutral
         "intensity": (0.9, 1.2), "azimuth": (-60.0, 60.0), "elevation": (20.0, 60.0), "directional": (0.5, 0.9),
@@ -172,6 +183,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "intensity": (0.45, 1.25), "azimuth": (-85.0, 85.0), "elevation": (-15.0, 60.0), "directional": (0.1, 1.2),
         "ambient": (0.1, 0.8), "shadow": (0.0, 0.7), "color_temperature": (2700.0, 8000.0), "noise_std": (0.0, 10.0),
         "blur_probability": 0.25, "blur_sigma": (0.3, 1.5), "jpeg_quality": (60, 95),
+        "low_resolution_probability": 0.2, "low_resolution_scale": (0.25, 0.7),
     },
 }
 for _name, _values in {"defaults": DEFAULTS, **PRESETS}.items():
@@ -236,6 +248,7 @@ class LightingParams:
     blur_sigma: float  # pixels; 0 = not blurred
     jpeg_quality: int
     noise_seed: int
+    resolution_scale: float = 1.0  # < 1: captured at this share of the size, then upscaled
 
     @classmethod
     def neutral(cls, jpeg_quality: int = 95) -> LightingParams:
@@ -258,7 +271,10 @@ class LightingParams:
         """Rebuild the parameters from a metadata row (to re-render a sample exactly)."""
         values = {}
         for field in fields(cls):
-            value = row[f"{METADATA_PREFIX}{field.name}"]
+            key = f"{METADATA_PREFIX}{field.name}"
+            if key not in row and field.default is not MISSING:  # a column added later: datasets written before lack it
+                continue
+            value = row[key]
             if field.type == "bool":
                 values[field.name] = str(value).strip().lower() in ("true", "1")  # bool, or its CSV spelling
             else:
@@ -293,6 +309,8 @@ def sample_lighting(cfg: LightingConfig, rng: np.random.Generator) -> LightingPa
     jpeg_low, jpeg_high = r["jpeg_quality"]
     jpeg_quality = int(rng.integers(jpeg_low, jpeg_high + 1))
     noise_seed = int(rng.integers(0, 2**31 - 1))
+    low_resolution = rng.random() < r["low_resolution_probability"]
+    resolution_scale = uniform("low_resolution_scale", 3)
     if not cfg.enabled:
         return LightingParams.neutral(jpeg_quality)
     return LightingParams(
@@ -309,6 +327,7 @@ def sample_lighting(cfg: LightingConfig, rng: np.random.Generator) -> LightingPa
         blur_sigma=blur_sigma if blurred else 0.0,
         jpeg_quality=jpeg_quality,
         noise_seed=noise_seed,
+        resolution_scale=resolution_scale if low_resolution else 1.0,
     )
 
 
@@ -355,15 +374,51 @@ def white_balance_gains(kelvin: float) -> tuple[float, float, float]:
 GRID_CELLS = 56  # resolution of the shading grid across the padded face box; lighting is low-frequency
 BOX_PADDING = 0.35  # the grid covers the landmark box plus this share of the face size on each side
 RIM_OUT, RIM_SLOPE = 0.15, 2.0  # silhouette points: pushed 15% outward, falling back twice as far as they move out
-SMOOTH_CELLS = 1.3  # Gaussian sigma (grid cells) turning the splatted depths into a smooth height field
+SURFACE_DEGREE = 4  # the face's large-scale shape: a polynomial height field of this degree fitted to the landmarks
 BLEND_CELLS = 2.0  # sigma of the seam between the landmark surface and the head ellipsoid around it
 # The head around the face (hair, ears, neck) as an ellipsoid, in units of the landmark box's width
 # and height: centre shifted up (the skull extends above the hairline), semi-axes.
 HEAD_SHIFT_UP, HEAD_HALF_WIDTH, HEAD_HALF_HEIGHT = 0.12, 0.58, 0.66
 HEAD_FADE = (0.7, 1.05)  # relighting fades out between these ellipse radii (background beyond)
 HEAD_STRENGTH = 0.6  # beyond the face only part of the effect: that area mixes hair, ears and background
-WRAP = 0.25  # wrap lighting: skin scatters light a little past the terminator, softening it
-TERMINATOR = (0.15, 0.45)  # the self-shadow fades in where n.l drops below 0.15, fully below -0.3
+WRAP = 0.35  # wrap lighting: skin scatters light past the terminator, softening it
+TERMINATOR = (0.1, 0.6)  # the self-shadow fades in where n.l drops below 0.1, fully below -0.5
+# Light bounced from the room, the body and the mask never lets a lit face fall below this share of
+# its mean (linear light): a hard side light darkens the far side by about two stops, never to black.
+FILL_FLOOR = 0.22
+
+
+@lru_cache(maxsize=1)
+def _local_relief_points() -> np.ndarray:
+    """Landmarks of the nose (bridge to nostrils), left out of the large-scale face shape.
+
+    The nose is a local relief already shaded in the photo; in a smooth fit it would tilt the
+    upper lip steeply downward and paint a dark band ("moustache") under any light from above.
+    """
+    from synthface.maskfit.canonical import canonical_face
+
+    face = canonical_face()
+    return np.flatnonzero((np.abs(face[:, 0]) < 0.36) & (face[:, 1] > 0.03) & (face[:, 1] < 0.74))
+
+
+def _poly_terms(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    return np.stack([u ** i * v ** j for i in range(SURFACE_DEGREE + 1) for j in range(SURFACE_DEGREE + 1 - i)], axis=-1)
+
+
+def _surface_normals(grid_xy: np.ndarray, grid_h: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Unit normals (3, G, G) of a smooth polynomial height field fitted (weighted least squares) to
+    scattered heights, evaluated on the GRID_CELLS x GRID_CELLS grid."""
+    centre = grid_xy.mean(axis=0)
+    half = max(float(np.abs(grid_xy - centre).max()), 1.0)
+    terms = _poly_terms(*((grid_xy - centre) / half).T)
+    root = np.sqrt(weights)[:, None]
+    coefficients, *_ = np.linalg.lstsq(terms * root, grid_h * root[:, 0], rcond=1e-6)
+    cells = (np.arange(GRID_CELLS, dtype=np.float64) - centre[None, :].T) / half  # (2, G): x and y of each cell
+    u, v = np.meshgrid(cells[0], cells[1])
+    surface = _poly_terms(u, v) @ coefficients
+    dh_dy, dh_dx = np.gradient(surface)
+    normal = np.stack([-dh_dx, -dh_dy, np.ones_like(surface)])
+    return normal / np.linalg.norm(normal, axis=0)
 
 
 def face_shading(points: np.ndarray, params: LightingParams) -> tuple[np.ndarray, tuple[float, float, float, float]]:
@@ -371,7 +426,9 @@ def face_shading(points: np.ndarray, params: LightingParams) -> tuple[np.ndarray
 
     Returns (gain grid, (x0, y0, x1, y1) of the image box the grid spans). The gain is 1 on the
     background and averages 1 over the face before the self-shadow (relighting moves brightness
-    across the face; `intensity` sets the overall level). Expects an upright face (as aligned).
+    across the face; `intensity` sets the overall level). The face's shape is its large-scale
+    surface (a smooth fit without the nose), so the field has no patches; anything worn on the
+    face (a mask) follows the same surface and takes the same gain. Expects an upright face.
     """
     import cv2
 
@@ -388,17 +445,17 @@ def face_shading(points: np.ndarray, params: LightingParams) -> tuple[np.ndarray
     grid_h = height / cell
 
     # Face surface from the landmarks, with the silhouette extended outward and back so the
-    # shading turns at the face's edges; normal = (-dh/dx, -dh/dy, 1), normalised.
+    # shading turns at the face's edges.
     hull_index = cv2.convexHull(grid_xy.astype(np.float32), returnPoints=False).ravel()
     hull, hull_height = grid_xy[hull_index], grid_h[hull_index]
     mid = grid_xy.mean(axis=0)
     radius = np.linalg.norm(hull - mid, axis=1)
     rim_xy = mid + (hull - mid) * (1 + RIM_OUT)
     rim_h = hull_height - RIM_SLOPE * RIM_OUT * radius
-    weight, weighted_h = _splat(np.concatenate([grid_xy, rim_xy]), np.concatenate([grid_h, rim_h]), GRID_CELLS)
-    surface = cv2.GaussianBlur(weighted_h, (0, 0), SMOOTH_CELLS) / np.maximum(cv2.GaussianBlur(weight, (0, 0), SMOOTH_CELLS), 1e-6)
-    dh_dy, dh_dx = np.gradient(surface)
-    face_normal = np.stack([-dh_dx, -dh_dy, np.ones_like(surface)])
+    weights = np.ones(len(grid_xy))
+    weights[_local_relief_points()[_local_relief_points() < len(weights)]] = 0.0
+    face_normal = _surface_normals(np.concatenate([grid_xy, rim_xy]), np.concatenate([grid_h, rim_h]),
+                                   np.concatenate([weights, np.full(len(rim_xy), 2.0)]))
 
     # Head ellipsoid around it: a sphere in coordinates scaled to the ellipse.
     box_w, box_h = (high - low) / cell
@@ -414,7 +471,6 @@ def face_shading(points: np.ndarray, params: LightingParams) -> tuple[np.ndarray
     cv2.fillConvexPoly(inside, np.round(hull).astype(np.int32), 1.0)
     # 1 well inside the hull, 1/3 on its edge, fading out just beyond it.
     face_weight = np.clip(3.0 * cv2.GaussianBlur(inside, (0, 0), BLEND_CELLS) - 1.0, 0.0, 1.0)
-    face_normal /= np.linalg.norm(face_normal, axis=0)
     normal = face_weight * face_normal + (1.0 - face_weight) * head_normal
     n_dot_l = np.tensordot(params.direction(), normal, axes=1) / np.linalg.norm(normal, axis=0)
 
@@ -425,6 +481,7 @@ def face_shading(points: np.ndarray, params: LightingParams) -> tuple[np.ndarray
     # Self-shadow on the face's far side only: beyond the face we cannot tell hair from background.
     far_side = np.clip((TERMINATOR[0] - n_dot_l) / TERMINATOR[1], 0.0, 1.0)
     shade *= 1.0 - params.shadow * far_side * face_weight
+    shade = shade + FILL_FLOOR * np.exp(-shade / FILL_FLOOR)  # soft floor: ~FILL_FLOOR at 0, unchanged above ~1
 
     head_weight = np.clip((HEAD_FADE[1] - np.sqrt(r2)) / (HEAD_FADE[1] - HEAD_FADE[0]), 0.0, 1.0)
     relight = np.maximum(HEAD_STRENGTH * head_weight, face_weight)
@@ -456,7 +513,8 @@ def apply_lighting(image_rgb: np.ndarray, points: np.ndarray, params: LightingPa
     """Relight an RGB uint8 image whose face has the given (478, 3) landmarks (pixels; z like MediaPipe).
 
     Order: directional shading and intensity and colour temperature (one multiplicative gain in
-    linear light), then lens blur, then sensor noise. JPEG encoding is left to the writer.
+    linear light), then lens blur, then the sensor's resolution (low-resolution samples), then sensor
+    noise, then the upscale back to size. JPEG encoding is left to the writer.
     """
     import cv2
 
@@ -483,10 +541,16 @@ def apply_lighting(image_rgb: np.ndarray, points: np.ndarray, params: LightingPa
 
     if params.blur_sigma > 0:
         image = _blur_transform(params.blur_sigma)(image=image)["image"]
+    small = params.resolution_scale < 1.0
+    if small:  # a small face in a wide shot: the sensor sees few pixels, and its noise is that coarse
+        low = max(int(round(min(height, width) * params.resolution_scale)), 8)
+        image = cv2.resize(image, (max(int(round(width * low / min(height, width))), 8), low), interpolation=cv2.INTER_AREA)
     if params.noise_std > 0:
         noise = _noise_transform(params.noise_std, params.noise_per_channel)
         noise.set_random_seed(params.noise_seed)
         image = noise(image=image)["image"]
+    if small:
+        image = cv2.resize(image, (width, height), interpolation=cv2.INTER_CUBIC)
     return image if image is not image_rgb else image_rgb.copy()
 
 

@@ -15,14 +15,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from synthface.align import align_face
+from synthface.align import AlignedFace, align_face
+from synthface.capture import CaptureEstimate, estimate_capture, source_jpeg_quality
 from synthface.dataset import IMAGES_DIR, OCCLUSION_DIR, atomic_write_bytes
 from synthface.landmarks import FaceLandmarks
-from synthface.lighting import apply_lighting, sample_lighting
-from synthface.maskfit import MaskFitError, MaskLibrary, fit_mask, sample_mask_params
+from synthface.lighting import LightingParams, apply_lighting, sample_lighting
+from synthface.maskfit import MaskFitError, MaskLibrary, MaskParams, MaskRender, fit_mask, sample_mask_params
+from synthface.maskfit.definitions import MaskDefinition
 from synthface.plan import PoolFace, SampleSpec
 from synthface.pool import read_image_rgb
 from synthface.scenario import Scenario
+from synthface.taxonomy import binary_mask_label, mask_state
 
 TWIN_SUFFIX = "-unmasked"
 
@@ -48,6 +51,29 @@ class RenderContext:
     @lru_cache(maxsize=16)
     def source_image(self, path: Path) -> np.ndarray:
         return read_image_rgb(path)
+
+    def aligned(self, face_index: int) -> tuple[AlignedFace, CaptureEstimate]:
+        """A face's aligned crop and how its photo was captured (cached: a face is reused across samples)."""
+        return _aligned_face(self, face_index)
+
+
+@lru_cache(maxsize=64)
+def _aligned_face(ctx: RenderContext, face_index: int) -> tuple[AlignedFace, CaptureEstimate]:
+    faces, path = ctx.scenario.faces, ctx.faces[face_index].record.path
+    aligned = align_face(ctx.source_image(path), ctx.landmarks[face_index], ctx.scenario.image_size, faces.crop_margin,
+                         min_margin=faces.min_margin, max_padding=faces.max_padding)
+    return aligned, estimate_capture(aligned.image, aligned.points, source_jpeg_quality(path))
+
+
+def mask_and_light(aligned: AlignedFace, definition: MaskDefinition | None, params: MaskParams | None,
+                   light: LightingParams, capture: CaptureEstimate | None) -> tuple[np.ndarray, MaskRender | None]:
+    """The finished image of one sample: the mask (if any) seen through the photo's own camera, then the
+    scenario's light and camera on the whole image. Returns (image, the mask's render or None)."""
+    if definition is None or params is None:
+        return apply_lighting(aligned.image, aligned.points, light), None
+    rendered = fit_mask(aligned.image, aligned.points, definition, params, light.direction(), capture=capture,
+                        noise_seed=light.noise_seed + 1)
+    return apply_lighting(rendered.image, aligned.points, light), rendered
 
 
 class PoolLandmarks:
@@ -102,40 +128,46 @@ def render_sample(ctx: RenderContext, spec: SampleSpec) -> RenderOutcome:
     for face_index in (spec.face, *spec.alternates):
         face = ctx.faces[face_index]
         try:
-            outcome.rows = _render_on_face(ctx, spec, face, ctx.landmarks[face_index])
+            outcome.rows = _render_on_face(ctx, spec, face_index)
             return outcome
         except MaskFitError as error:
             outcome.failures.append({"sample_id": spec.sample_id, "source_id": face.record.source_id, "reason": str(error)})
     return outcome
 
 
-def _render_on_face(ctx: RenderContext, spec: SampleSpec, face: PoolFace, landmarks: FaceLandmarks) -> list[dict]:
+def _render_on_face(ctx: RenderContext, spec: SampleSpec, face_index: int) -> list[dict]:
     scenario = ctx.scenario
+    face, landmarks = ctx.faces[face_index], ctx.landmarks[face_index]
     rng = np.random.default_rng(spec.seed)
-    aligned = align_face(ctx.source_image(face.record.path), landmarks, scenario.image_size, scenario.faces.crop_margin)
+    aligned, capture = ctx.aligned(face_index)
     light = sample_lighting(scenario.lighting, rng)
 
     occluder_name = spec.mask_type if spec.mask else spec.confuser
     occlusion, occluded_fraction, mask_columns = None, 0.0, {"mask_color": "none"}
-    image = aligned.image
+    definition = params = None
     if occluder_name != "none":
         definition = ctx.library.get(occluder_name)
         wear = spec.wear_style if spec.mask else "proper"
         params = sample_mask_params(definition, scenario.mask.appearance, wear, rng)
-        rendered = fit_mask(image, aligned.points, definition, params, light.direction())
-        minimum = scenario.mask.min_occluded_fraction[wear] if spec.mask else 0.0
+    image, rendered = mask_and_light(aligned, definition, params, light, capture)
+    if rendered is not None:
+        minimum = scenario.mask.min_occluded_fraction[params.wear_style] if spec.mask else 0.0
         if rendered.occluded_fraction < minimum:
             raise MaskFitError(
-                f"mask covers {rendered.occluded_fraction:.1%} of the face, below min_occluded_fraction.{wear} {minimum:.0%}"
+                f"mask covers {rendered.occluded_fraction:.1%} of the face, below min_occluded_fraction.{params.wear_style} {minimum:.0%}"
             )
-        image, occlusion, occluded_fraction = rendered.image, rendered.occlusion, rendered.occluded_fraction
+        occlusion, occluded_fraction = rendered.occlusion, rendered.occluded_fraction
         mask_columns = params.as_metadata()
 
     write_occlusion = occlusion is not None and scenario.mask.write_occlusion
     row = base_row(spec, face, landmarks, scenario.race.taxonomy, light.as_metadata())
+    row.update(capture.as_metadata())
+    row["crop_margin"] = round(aligned.margin, 4)
     row.update(mask_columns)
     row.update(
-        mask=spec.mask,
+        mask=binary_mask_label(bool(spec.mask), spec.wear_style, scenario.mask.binary_label),
+        mask_worn=int(spec.mask),
+        mask_state=mask_state(bool(spec.mask), spec.wear_style),
         mask_type=occluder_name,  # the mask, the confuser, or "none"
         wear_style=spec.wear_style,
         occluder=spec.confuser if not spec.mask else "none",
@@ -145,14 +177,15 @@ def _render_on_face(ctx: RenderContext, spec: SampleSpec, face: PoolFace, landma
     )
     if write_occlusion:
         atomic_write_bytes(ctx.out / row["occlusion_file"], encode_png(occlusion))
-    atomic_write_bytes(ctx.out / row["file_name"], encode_jpeg(apply_lighting(image, aligned.points, light), light.jpeg_quality))
+    atomic_write_bytes(ctx.out / row["file_name"], encode_jpeg(image, light.jpeg_quality))
     rows = [row]
     if spec.mask and scenario.pair_unmasked:
         twin = dict(row, sample_id=spec.sample_id + TWIN_SUFFIX, file_name=f"{IMAGES_DIR}/{spec.sample_id}{TWIN_SUFFIX}.jpg",
-                    mask=0, mask_type="none", mask_color="none", wear_style="none", occluder="none",
-                    occluded_fraction=0.0, occlusion_file="")
+                    mask=0, mask_worn=0, mask_state="none", mask_type="none", mask_color="none", wear_style="none",
+                    occluder="none", occluded_fraction=0.0, occlusion_file="")
         twin.update({key: None for key in mask_columns if key != "mask_color"})
-        atomic_write_bytes(ctx.out / twin["file_name"], encode_jpeg(apply_lighting(aligned.image, aligned.points, light), light.jpeg_quality))
+        twin_image, _ = mask_and_light(aligned, None, None, light, capture)
+        atomic_write_bytes(ctx.out / twin["file_name"], encode_jpeg(twin_image, light.jpeg_quality))
         rows.append(twin)
     return rows
 

@@ -72,6 +72,8 @@ def finish_report(report: dict, table: pd.DataFrame | None, failures: list[dict]
     targets, requested = report["targets"], report["requested"]
     if table is not None:
         primary = table[~table["sample_id"].str.endswith("-unmasked")]
+        if "mask_worn" in primary.columns:  # targets count worn masks; `mask` is the label (scenario mask.binary_label)
+            primary = primary.assign(mask=primary["mask_worn"])
         achieved = {a: primary[a].astype(str).value_counts().to_dict() for a in (*ATTRIBUTES, "mask_type", "wear_style", "split")}
         strata = Counter(stratum_key(*row) for row in primary[list(ATTRIBUTES)].astype(str).itertuples(index=False))
         report["written"] = {"samples": int(len(primary)), "images": int(len(table)), "unmasked_twins": int(len(table) - len(primary))}

@@ -175,6 +175,14 @@ class MaskConfig(Strict):
         "counted and replaced from the pool (a chin-worn mask covers far less than a proper one). Styles left out keep their default.",
     )
     write_occlusion: bool = Field(True, description="Write occlusion/<sample_id>.png maps of the covered pixels.")
+    binary_label: Literal["covers_mouth", "worn", "worn_correctly"] = Field(
+        "covers_mouth",
+        description="What the binary `mask` column says of a worn mask. 'covers_mouth' (default): 1 when the mask covers "
+        "the mouth (proper, nose_exposed, strap_loose), 0 for a mask pulled down onto the chin, which leaves the face as "
+        "visible as an unmasked one (labelling it 1 taught classifiers to call unmasked portraits masked). 'worn': 1 for "
+        "any worn mask. 'worn_correctly': 1 only for proper wear. The three-way `mask_state` column (none / correct / "
+        "incorrect) is written whatever this says; balance targets (`probability`) count worn masks.",
+    )
 
     @field_validator("types")
     @classmethod
@@ -215,9 +223,19 @@ class FaceQuality(Strict):
     max_abs_pitch: float = Field(45, gt=0, le=90, description="Largest |pitch| in degrees to use.")
     crop_margin: float = Field(
         0.2, ge=0, le=1,
-        description="Context around the face oval in the aligned crop, per side, as a share of the oval's size. "
-        "Shrinks when the photo has less context (tightly cropped pools such as UTKFace chips); what is still "
-        "missing is filled with a blurred extension of the photo's edge.",
+        description="Context around the face oval in the aligned crop, per side, as a share of the oval's size: the face "
+        "fills 1 / (1 + 2 x crop_margin) of the image (0.2: 71%). Photos with less context around the face (tightly "
+        "cropped pools such as UTKFace chips) are padded by up to `max_padding`, then zoomed in, down to `min_margin`.",
+    )
+    max_padding: float = Field(
+        0.1, ge=0, le=1,
+        description="Most context per side (share of the oval's size) that may be invented beyond the photo's edge, as a "
+        "blurred extension of it, when the photo has less than `crop_margin`. 0 = zoom in instead (the face fills more of "
+        "the image and a chin-worn mask can fall out of frame).",
+    )
+    min_margin: float = Field(
+        0.05, ge=0, le=1,
+        description="Least context per side whatever the photo: keeps the chin (and a mask worn on it) inside the frame.",
     )
 
 

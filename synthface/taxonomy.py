@@ -38,6 +38,34 @@ FAIRFACE7_TO_UTKFACE5: dict[str, str] = {
 
 MASK_CLASSES: tuple[str, ...] = ("unmasked", "masked")
 
+# Where the mask is matters: the three-class target of the correct/incorrect-wear datasets.
+MASK_STATES: tuple[str, ...] = ("none", "correct", "incorrect")
+CORRECT_WEAR = "proper"  # every other wear style (nose_exposed, chin, strap_loose) is incorrect
+# Wear styles that leave the mouth uncovered: a mask pulled down onto the chin.
+MOUTH_UNCOVERED_WEAR: frozenset[str] = frozenset({"chin"})
+# What the binary `mask` column means for a worn mask (scenario `mask.binary_label`).
+BINARY_MASK_RULES: tuple[str, ...] = ("covers_mouth", "worn", "worn_correctly")
+
+
+def mask_state(worn: bool, wear_style: str) -> str:
+    """none / correct / incorrect: a confuser (scarf, hand) or no mask is none."""
+    if not worn:
+        return "none"
+    return "correct" if wear_style == CORRECT_WEAR else "incorrect"
+
+
+def binary_mask_label(worn: bool, wear_style: str, rule: str) -> int:
+    """The binary `mask` label of a sample under a scenario's `mask.binary_label` rule."""
+    if not worn:
+        return 0
+    if rule == "covers_mouth":
+        return int(wear_style not in MOUTH_UNCOVERED_WEAR)
+    if rule == "worn_correctly":
+        return int(wear_style == CORRECT_WEAR)
+    if rule == "worn":
+        return 1
+    raise ValueError(f"unknown mask.binary_label {rule!r}; expected one of {BINARY_MASK_RULES}")
+
 
 def races(taxonomy: str) -> tuple[str, ...]:
     """The ordered race labels of a taxonomy; a clear error for an unknown name."""

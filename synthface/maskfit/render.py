@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from synthface import facemesh
+from synthface.capture import CaptureEstimate, add_capture_noise, match_layer
 from synthface.maskfit.appearance import MaskParams
 from synthface.maskfit.canonical import canonical_face
 from synthface.maskfit.definitions import MaskDefinition, Valve
@@ -214,8 +215,12 @@ def _highest_pixel(definition: MaskDefinition, to_template: np.ndarray, image_xy
 
 
 def fit_mask(image_rgb: np.ndarray, points: np.ndarray, definition: MaskDefinition, params: MaskParams,
-             light_direction: np.ndarray) -> MaskRender:
-    """Composite `definition` worn as `params` says onto the face whose 478 landmarks are `points` (pixels)."""
+             light_direction: np.ndarray, *, capture: CaptureEstimate | None = None, noise_seed: int = 0) -> MaskRender:
+    """Composite `definition` worn as `params` says onto the face whose 478 landmarks are `points` (pixels).
+
+    `capture` (see synthface.capture) gives the mask the photo's exposure, white balance, blur,
+    sensor noise and JPEG quality, so it is seen through the same camera as the face.
+    """
     if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or image_rgb.dtype != np.uint8:
         raise ValueError(f"image must be HxWx3 uint8 RGB, got {image_rgb.shape} {image_rgb.dtype}")
     height, width = image_rgb.shape[:2]
@@ -287,13 +292,18 @@ def fit_mask(image_rgb: np.ndarray, points: np.ndarray, definition: MaskDefiniti
     cast = cv2.GaussianBlur(cast, (0, 0), max(0.03 * scale, 0.8))
     # Cut the blur's faint tail (it would tint eyes a level) and keep the shadow on the face.
     cast = np.maximum(cast - 0.03, 0) * (clip_f / 0.97)
+    if capture is not None:  # the same camera as the face: exposure, white balance, softness
+        premultiplied, alpha = match_layer(premultiplied, alpha, capture)
     uncovered = 1 - alpha
     skin_weight = uncovered * (1 - SHADOW_STRENGTH * cast * uncovered)
     box = image_rgb[y0:y1, x0:x1].astype(np.float32)
     blended = box * cv2.merge([skin_weight] * 3) + premultiplied
+    blended = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+    if capture is not None:  # and its grain and compression, on the mask only (the photo has its own)
+        blended = add_capture_noise(blended, alpha, capture, noise_seed)
 
     out = image_rgb.copy()
-    out[y0:y1, x0:x1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+    out[y0:y1, x0:x1] = blended
     full_alpha = np.zeros((height, width), np.float32)
     full_alpha[y0:y1, x0:x1] = alpha
     if template.window.any():
