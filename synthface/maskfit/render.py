@@ -214,6 +214,22 @@ def _highest_pixel(definition: MaskDefinition, to_template: np.ndarray, image_xy
     return float(face_to_image(image_xy, edge)[:, 1].min())
 
 
+WINDOW_HAZE = 0.1  # clear plastic scatters a little light: the face behind it is lifted toward grey
+WINDOW_SOFTNESS = 0.8  # and seen slightly out of focus (sigma in face-scale hundredths)
+
+
+def _behind_plastic(box: np.ndarray, template, maps: np.ndarray, clip: np.ndarray) -> np.ndarray:
+    """The face as seen through a clear window: a little hazy and soft, so the window reads as plastic, not a hole."""
+    through = cv2.remap(template.window * template.alpha, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_CONSTANT) * clip
+    if not through.any():
+        return box
+    soft = cv2.GaussianBlur(box, (0, 0), WINDOW_SOFTNESS)
+    haze = soft * (1 - WINDOW_HAZE) + WINDOW_HAZE * 200.0
+    weight = cv2.merge([through] * 3)
+    return box * (1 - weight) + haze * weight
+
+
 def fit_mask(image_rgb: np.ndarray, points: np.ndarray, definition: MaskDefinition, params: MaskParams,
              light_direction: np.ndarray, *, capture: CaptureEstimate | None = None, noise_seed: int = 0) -> MaskRender:
     """Composite `definition` worn as `params` says onto the face whose 478 landmarks are `points` (pixels).
@@ -297,6 +313,8 @@ def fit_mask(image_rgb: np.ndarray, points: np.ndarray, definition: MaskDefiniti
     uncovered = 1 - alpha
     skin_weight = uncovered * (1 - SHADOW_STRENGTH * cast * uncovered)
     box = image_rgb[y0:y1, x0:x1].astype(np.float32)
+    if template.window.any():
+        box = _behind_plastic(box, template, maps, clip_f)
     blended = box * cv2.merge([skin_weight] * 3) + premultiplied
     blended = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
     if capture is not None:  # and its grain and compression, on the mask only (the photo has its own)

@@ -50,6 +50,7 @@ class StaticTemplate:
     noise: np.ndarray  # (H + 2 pad) x (W + 2 pad) fabric texture, zero mean, unit-ish std
     outline: np.ndarray  # (K, 2) closed outline polygon in face space
     albedo: np.ndarray | None = None  # HxWx3 float32 colours of a photo template (None: procedural)
+    glint: np.ndarray | None = None  # reflection streak of clear plastic (added light, 0..1), or None
     _visible: np.ndarray | None = None
     _albedo_hsv: tuple | None = None
 
@@ -181,6 +182,7 @@ def build_static_template(definition: MaskDefinition, level: int) -> StaticTempl
     valve = np.zeros((height, width), np.float32)
     window = np.zeros((height, width), np.float32)
     gloss = np.full((height, width), definition.material.gloss, np.float32)
+    glint = np.zeros((height, width), np.float32)
     pixel = 1.0 / ppu
 
     for feature in definition.relief:
@@ -189,19 +191,33 @@ def build_static_template(definition: MaskDefinition, level: int) -> StaticTempl
             spread = x / max(np.abs(outline[:, 0]).max(), 1e-3)
             gather = feature.gather * spread ** 2
             lines = [feature.top + i * (feature.bottom - feature.top) / max(feature.count - 1, 1) for i in range(feature.count)]
-            folds = [line * (1 - gather) + middle * gather for line in lines]
-            band = (feature.bottom - feature.top) / max(feature.count - 1, 1) * (1 - gather)
-            for fold in folds:
+            band = (feature.bottom - feature.top) / max(feature.count - 1, 1)
+            for k, line in enumerate(lines):
+                # Real pleats are pressed, not ruled: each fold line wanders a little.
+                wander = 0.012 * np.sin(x * (3.1 + 0.7 * k) + 1.7 * k) + 0.006 * np.sin(x * 9.3 + 0.4 * k)
+                fold = line * (1 - gather) + middle * gather + wander
+                lap = band * (1 - gather) * 0.9
                 below = y - fold  # > 0 under the fold line
-                # The overlapping layer slopes out toward its edge, then drops into the fold's shadow.
-                ramp = np.where((below < 0) & (below > -band), (below + band) / np.maximum(band, 1e-3), 0)
-                h += 0.03 * feature.depth * (ramp ** 1.5).astype(np.float32)
-                shadow = np.exp(-((below - 0.018) / 0.03) ** 2) * (below > -0.004)
-                lip = np.exp(-((below + 0.02) / 0.025) ** 2)
-                crease *= (1 - 0.22 * feature.depth * shadow + 0.07 * feature.depth * lip).astype(np.float32)
+                # Each pleat is a layer of fabric lapping over the next: its surface bulges out and
+                # rises toward its lower edge (the fold), then drops onto the layer beneath.
+                t = np.clip((below + lap) / np.maximum(lap, 1e-3), 0, 1) * (below < 0)
+                h += (0.05 * feature.depth * np.sin(np.pi * 0.5 * t) ** 1.2).astype(np.float32)
+                # The rolled edge of the fold catches the light; the layer beneath sits in its shadow,
+                # darkest right under the edge and fading as the gap opens.
+                edge = np.exp(-((below + 0.014) / 0.012) ** 2)
+                shadow = np.exp(-np.maximum(below, 0) / 0.05) * _smoothstep(-0.006, 0.006, below)
+                crease *= (1 + 0.08 * feature.depth * edge - 0.13 * feature.depth * shadow).astype(np.float32)
+                gloss = np.maximum(gloss, (0.12 * feature.depth * edge).astype(np.float32))
         elif isinstance(feature, Dome):
+            # A moulded cup: a rounded shell that rises steeply from a flat rim band (the edge band) and
+            # is nearly flat on top, with a faint moulding seam where the shell meets the rim.
             r2 = ((x - feature.centre[0]) / feature.radius[0]) ** 2 + ((y - feature.centre[1]) / feature.radius[1]) ** 2
-            h += 0.35 * feature.height * np.sqrt(np.clip(1 - r2, 0, 1) + 0.02).astype(np.float32)
+            rim = 0.06
+            shell = _smoothstep(0.0, 0.3, edge_distance - rim) * np.clip(1 - r2, 0, 1) ** 0.75
+            h += (0.22 * feature.height * shell).astype(np.float32)
+            seam = np.exp(-((edge_distance - rim) / 0.008) ** 2)
+            crease *= (1 - 0.12 * seam).astype(np.float32)
+            crease *= (1 - 0.05 * _smoothstep(rim, rim - 0.02, edge_distance)).astype(np.float32)
         elif isinstance(feature, Fold):
             h += -0.22 * feature.sharpness * np.sqrt(x ** 2 + 0.0004).astype(np.float32)
             if feature.seam:
@@ -255,8 +271,14 @@ def build_static_template(definition: MaskDefinition, level: int) -> StaticTempl
             clear = _smoothstep(1.0, 1.0 - 1.5 * pixel / scale, r)
             window = np.maximum(window, clear * (1 - feature.opacity))
             frame = np.exp(-((r - 1.0) * scale / max(feature.frame, pixel)) ** 2)
-            crease *= 1 - 0.25 * frame.astype(np.float32)
+            stitches = 0.5 + 0.5 * np.sin(np.arctan2(y - feature.centre[1], x - feature.centre[0]) * 60)
+            crease *= 1 - (0.25 * frame + 0.2 * np.exp(-((r - 1.0) * scale / 0.012 - 2.2) ** 2) * stitches).astype(np.float32)
             h += 0.02 * frame.astype(np.float32)
+            # The plastic bows out a little: a broad reflection streak across its upper part.
+            streak = np.exp(-(((y - feature.centre[1]) + 0.35 * feature.size[1] + 0.25 * (x - feature.centre[0]))
+                              / (0.18 * feature.size[1])) ** 2)
+            fade = np.clip(1 - 0.6 * np.abs(x - feature.centre[0]) / feature.size[0], 0, 1)
+            glint = np.maximum(glint, (clear * streak * fade).astype(np.float32))
             gloss = np.maximum(gloss, 0.6 * clear)
 
     # A slight roll-off at the outline: fabric edges turn away from the camera and sit in the
@@ -278,7 +300,7 @@ def build_static_template(definition: MaskDefinition, level: int) -> StaticTempl
     map_y = np.broadcast_to(np.arange(height + 2 * NOISE_PAD, dtype=np.float32)[:, None], map_x.shape)
     noise = cv2.remap(surface, np.ascontiguousarray(map_x), np.ascontiguousarray(map_y), cv2.INTER_LINEAR)
     return StaticTemplate(ppu, np.asarray(lo, np.float32), x, y, u, alpha, normals.astype(np.float32), crease, valve,
-                          window, gloss, noise, outline, albedo)
+                          window, gloss, noise, outline, albedo, glint=np.clip(glint, 0, 1))
 
 
 # Base period of each pattern in face units (times the sample's pattern_scale), and the tile that
@@ -394,6 +416,8 @@ def colourise(template: StaticTemplate, params: MaskParams, light_face: np.ndarr
         half = light32 + np.float32([0.0, 0.0, 1.0])
         half /= np.linalg.norm(half)
         spec = 255 * np.clip(template.normals @ half, 0, 1) ** 40 * template.gloss
+        if template.glint is not None and template.glint.any():
+            spec = spec + 150 * template.glint
     base = _photo_albedo(template, params) if template.albedo is not None else None
     channels = []
     for c in range(3):
