@@ -34,8 +34,8 @@ LUMA = np.array([0.2126, 0.7152, 0.0722])
 # Typical eye white in linear light (luminance, and colour at unit luminance): medians over the
 # 5,698-face development pool (benchmarks/capture.py prints them), so the typical photo gets exposure 1
 # and no cast, and only departures from it are given to the mask.
-SCLERA_REFERENCE = 0.243
-SCLERA_TINT = (1.385, 0.908, 0.774)
+SCLERA_REFERENCE = 0.224
+SCLERA_TINT = (1.433, 0.897, 0.748)
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ def sclera_colour(image_rgb: np.ndarray, points: np.ndarray) -> np.ndarray | Non
     pixels = np.concatenate(samples).astype(np.float64)
     brightness = pixels.max(axis=1)
     saturation = (brightness - pixels.min(axis=1)) / np.maximum(brightness, 1.0)
-    sclera = pixels[(brightness >= np.percentile(brightness, 75)) & (saturation < 0.4) & (brightness < 254)]
+    sclera = pixels[(brightness >= np.percentile(brightness, 75)) & (saturation < 0.55) & (brightness < 254)]
     if len(sclera) < 4:
         return None
     return ((sclera / 255.0) ** GAMMA).mean(axis=0)
