@@ -213,7 +213,7 @@ def build_static_template(definition: MaskDefinition, level: int) -> StaticTempl
             # is nearly flat on top, with a faint moulding seam where the shell meets the rim.
             r2 = ((x - feature.centre[0]) / feature.radius[0]) ** 2 + ((y - feature.centre[1]) / feature.radius[1]) ** 2
             rim = 0.06
-            shell = _smoothstep(0.0, 0.3, edge_distance - rim) * np.clip(1 - r2, 0, 1) ** 0.75
+            shell = _smoothstep(0.0, 0.4, edge_distance - rim) * np.clip(1 - r2, 0, 1) ** 0.9
             h += (0.22 * feature.height * shell).astype(np.float32)
             seam = np.exp(-((edge_distance - rim) / 0.008) ** 2)
             crease *= (1 - 0.12 * seam).astype(np.float32)
@@ -253,9 +253,13 @@ def build_static_template(definition: MaskDefinition, level: int) -> StaticTempl
                 bands = np.sqrt(np.clip(1 - t ** 2, 0, 1))
                 h += (0.05 * feature.depth * feature.period / 0.25 * bands * reach).astype(np.float32)
                 crease *= (1 - 0.35 * feature.depth * np.exp(-((np.abs(t) - 1) / 0.08) ** 2) * reach).astype(np.float32)
-            else:
-                h += (0.03 * feature.depth * feature.period / 0.25 * np.sin(phase) * reach).astype(np.float32)
-                crease *= (1 - 0.12 * feature.depth * np.clip(-np.sin(phase + 1.0), 0, 1) ** 3 * reach).astype(np.float32)
+            else:  # soft fabric folds: rounded ridges of uneven height, not a regular zig-zag
+                fold_index = np.floor(phase / (2 * np.pi))
+                fold_height = 0.35 + 0.65 * _hash(fold_index, np.float32(feature.period * 100))
+                ridge = (0.5 - 0.5 * np.cos(phase)) ** 1.5 * fold_height
+                h += (0.045 * feature.depth * feature.period / 0.25 * ridge * reach).astype(np.float32)
+                valley = (0.5 + 0.5 * np.cos(phase)) ** 4 * fold_height
+                crease *= (1 - 0.1 * feature.depth * valley * reach).astype(np.float32)
         elif isinstance(feature, Valve):
             r = np.sqrt((x - feature.centre[0]) ** 2 + (y - feature.centre[1]) ** 2) / feature.radius
             disc = _smoothstep(1.0, 1.0 - 2 * pixel / feature.radius, r)
