@@ -17,7 +17,13 @@ CAPTION = 30
 
 def caption(row) -> tuple[str, str]:
     first = f"{int(row['age'])} {row['gender'][0].upper()} {row['race']}"
-    second = f"{row['mask_type']}/{row['wear_style']}" if row["mask"] == 1 else ("no mask" if row["mask_type"] == "none" else f"{row['mask_type']} (mask=0)")
+    worn = row.get("mask_worn", row["mask"]) == 1  # datasets before mask_worn: mask=1 meant worn
+    if row["mask_type"] == "none":
+        second = "no mask"
+    elif worn:
+        second = f"{row['mask_type']}/{row['wear_style']}" + ("" if row["mask"] == 1 else " (mask=0)")
+    else:
+        second = f"{row['mask_type']} (confuser, mask=0)"
     return first, second
 
 

@@ -201,12 +201,15 @@ def build_static_template(definition: MaskDefinition, level: int) -> StaticTempl
                 # Each pleat is a layer of fabric lapping over the next: its surface bulges out and
                 # rises toward its lower edge (the fold), then drops onto the layer beneath.
                 t = np.clip((below + lap) / np.maximum(lap, 1e-3), 0, 1) * (below < 0)
-                h += (0.05 * feature.depth * np.sin(np.pi * 0.5 * t) ** 1.2).astype(np.float32)
+                # Worn, a pleat opens over the nose and chin and stays pressed shut toward the sides:
+                # its fold is faint in the middle and crisp near the bindings.
+                pressed = (0.3 + 0.7 * np.clip(np.abs(spread), 0, 1) ** 1.5) * (0.85 + 0.3 * _hash(np.float32(k), np.round(x * 12)))
+                h += (0.03 * feature.depth * np.sin(np.pi * 0.5 * t) ** 1.2 * (0.6 + 0.4 * pressed)).astype(np.float32)
                 # The rolled edge of the fold catches the light; the layer beneath sits in its shadow,
                 # darkest right under the edge and fading as the gap opens.
-                edge = np.exp(-((below + 0.014) / 0.012) ** 2)
-                shadow = np.exp(-np.maximum(below, 0) / 0.05) * _smoothstep(-0.006, 0.006, below)
-                crease *= (1 + 0.08 * feature.depth * edge - 0.13 * feature.depth * shadow).astype(np.float32)
+                edge = np.exp(-((below + 0.016) / 0.014) ** 2)
+                shadow = np.exp(-np.maximum(below, 0) / 0.045) * _smoothstep(-0.008, 0.008, below)
+                crease *= (1 + 0.07 * feature.depth * edge - 0.16 * feature.depth * pressed * shadow).astype(np.float32)
                 gloss = np.maximum(gloss, (0.12 * feature.depth * edge).astype(np.float32))
         elif isinstance(feature, Dome):
             # A moulded cup: a rounded shell that rises steeply from a flat rim band (the edge band) and
