@@ -111,9 +111,10 @@ def degrade(image: np.ndarray, blur: float = 0.0, noise: float = 0.0) -> np.ndar
 
 
 def mask_band(occlusion: np.ndarray) -> np.ndarray:
-    """The mask's body and its edge: where its sharpness shows."""
+    """A ring around the mask's outline: its step edge against the face shows how soft it is."""
     mask = occlusion.astype(np.uint8)
-    return cv2.dilate(mask, np.ones((5, 5), np.uint8)) > 0
+    kernel = np.ones((5, 5), np.uint8)
+    return (cv2.dilate(mask, kernel) > 0) & ~(cv2.erode(mask, kernel) > 0)
 
 
 @pytest.mark.parametrize("mask_type", ["surgical", "n95", "kn95"])
