@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from synthface.errors import UserError
 from synthface.taxonomy import GENDERS, races
 
 METADATA_CSV = "metadata.csv"
@@ -69,7 +70,7 @@ COLUMNS: dict[str, str] = {
 REQUIRED_FOR_TRAINING = ("file_name", "split", "age", "gender", "race", "race_taxonomy", "mask")
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """A dataset on disk does not follow the format; the message says what to fix."""
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from synthface.dataset import COLUMNS, IMAGES_DIR, METADATA_CSV, OCCLUSION_DIR, atomic_write_bytes, write_metadata
+from synthface.errors import UserError
 from synthface.landmarks import LandmarkCache, resolve_model_path
 from synthface.plan import Plan, SampleSpec, build_plan, shard
 from synthface.pool import PoolReport, build_pool
@@ -35,7 +36,7 @@ RUN_INFO = "run.json"
 TIMING = "timing.json"  # stage timings of the last run (kept out of report.json, which is deterministic)
 
 
-class GenerateError(RuntimeError):
+class GenerateError(UserError, RuntimeError):
     """The run cannot start or continue; the message says what to do."""
 
 

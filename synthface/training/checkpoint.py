@@ -16,6 +16,7 @@ from typing import Any, TypedDict
 
 import torch
 
+from synthface.errors import UserError
 from synthface.training.model import OAMNet
 
 FORMAT_VERSION = 1
@@ -37,7 +38,7 @@ class InferenceInfo(TypedDict):
     metrics: dict[str, float]  # validation metrics of this checkpoint's epoch
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint file is missing, unreadable or from an incompatible run."""
 
 
