@@ -9,7 +9,6 @@ atomically, from the journal, so a killed run never leaves a table that claims m
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import shutil
 import signal
@@ -28,6 +27,7 @@ from synthface.pool import PoolReport, build_pool
 from synthface.progress import progress_bar
 from synthface.render import PoolLandmarks
 from synthface.scenario import Scenario, scenario_to_yaml
+from synthface.workers import guarded, worker_pool
 
 RUN_DIR = ".synthface-run"
 JOURNAL = "rows.jsonl"
@@ -224,10 +224,8 @@ def render_all(scenario: Scenario, plan: Plan, library, mask_dirs: tuple[Path, .
         outcomes = (render_sample(context, spec) for spec in todo)
     else:
         with single_threaded_children():
-            pool = multiprocessing.get_context("spawn").Pool(
-                workers, _init_worker, (scenario.model_dump_json(), plan.faces, tuple(mask_dirs), str(out))
-            )
-        outcomes = pool.imap_unordered(_render, todo, chunksize=4)
+            pool = worker_pool(workers, _init_worker, (scenario.model_dump_json(), plan.faces, tuple(mask_dirs), str(out)))
+        outcomes = pool.imap_unordered(guarded(_render), todo, chunksize=4)
     try:
         with open(journal, "a") as log, progress_bar("rendering", len(todo), quiet) as advance:
             for outcome in outcomes:

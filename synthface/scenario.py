@@ -92,9 +92,11 @@ class AgeTarget(Strict):
         if self.range is not None:
             if self.bins is not None:
                 raise ValueError("give either 'bins' or 'range', not both")
-            self.bins = [tuple(self.range)]
             if isinstance(self.weights, list):
                 raise ValueError("'weights' must not be a list with 'range' (a range is one bin)")
+            # Stored as the one bin it means, so the resolved scenario (scenario.yaml, the
+            # render workers' copy) validates again instead of holding both keys.
+            self.bins, self.range = [tuple(self.range)], None
         if self.bins is None:
             self.bins = [(0, 17), (18, 29), (30, 44), (45, 59), (60, 120)]
         for low, high in self.bins:
