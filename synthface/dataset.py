@@ -125,6 +125,13 @@ def read_metadata(root: Path, split: str | None = None) -> pd.DataFrame:
     return table
 
 
+def face_ids(table: pd.DataFrame) -> list[str]:
+    """The distinct real faces (`source_id`) of a metadata table, sorted; [] when it has no such column."""
+    if "source_id" not in table.columns:
+        return []
+    return sorted({str(value) for value in table["source_id"].dropna() if str(value)})
+
+
 def validate_for_training(table: pd.DataFrame, root: Path | str = "dataset") -> str:
     """Check the columns and labels a model needs; return the race taxonomy.
 

@@ -89,3 +89,128 @@ def test_generate_with_age_range_and_workers_finishes_and_its_scenario_loads_aga
     assert done.returncode == 0, done.stderr[-2000:]
     reloaded, _ = load_scenario(out / "scenario.yaml", check_paths=False)
     assert reloaded.age.labels() == ["30-80"]
+
+
+# --- 2. a face's split depends on the face only; 3. splits follow their shares ---------------------------------
+
+
+def synthetic_pool(scenario, n_faces: int = 600):
+    """A pool of n_faces labelled faces over ages 1-90, both genders and the five races, seen through
+    `scenario` (faces outside its age bins are left out, as the real pool does)."""
+    from synthface.plan import PoolFace
+    from synthface.sources.base import FaceRecord
+    from synthface.taxonomy import GENDERS, RACE_TAXONOMIES
+
+    faces = []
+    for i in range(n_faces):
+        age, gender, race = 1 + (i * 7) % 90, GENDERS[i % 2], RACE_TAXONOMIES["utkface5"][(i // 2) % 5]
+        record = FaceRecord(f"utkface:{age}_{i % 2}_{(i // 2) % 5}_{i:06d}.jpg", Path(f"/pool/{i}.jpg"), "utkface",
+                            float(age), None, gender, race, "utkface5")
+        age_bin = scenario.age.bin_of(age)
+        if age_bin is not None:
+            faces.append(PoolFace(record, age_bin, gender, race))
+    return faces
+
+
+def test_a_face_keeps_its_split_across_every_bundled_scenario():
+    """Issue 10.2: 31-43% of senior_mixed's / young_masked's test faces were in mixed_50's train split."""
+    from synthface.plan import build_plan
+
+    split_of: dict[str, str] = {}
+    checked = 0
+    for name in BUNDLED:
+        scenario, _ = load_scenario(name)
+        plan = build_plan(scenario, synthetic_pool(scenario), n_samples=300)
+        for face, split in plan.split_of_face.items():
+            checked += face in split_of
+            assert split_of.setdefault(face, split) == split, f"{face} is in {split} in {name}, {split_of[face]} before"
+    assert checked > 1000  # the scenarios share most faces: the check has teeth
+
+
+def test_the_split_seed_and_shares_decide_the_split_not_the_scenario_seed():
+    from synthface.plan import build_plan
+
+    scenario = parse_scenario({**BASE, "n_samples": 300}, check_paths=False)
+    faces = synthetic_pool(scenario)
+    base = build_plan(scenario, faces).split_of_face
+    other_seed = scenario.model_copy(update={"seed": 99})
+    assert build_plan(other_seed, faces).split_of_face == base
+    reshuffled = scenario.model_copy(update={"splits": scenario.splits.model_copy(update={"seed": 1})})
+    moved = sum(a != b for a, b in zip(base.values(), build_plan(reshuffled, faces).split_of_face.values()))
+    assert moved > len(faces) // 10
+
+
+@pytest.mark.parametrize("n, expected", [(100, (80, 10, 10)), (200, (160, 20, 20)), (1000, (800, 100, 100)), (7, (5, 1, 1)), (3, (3, 0, 0))])
+def test_splits_follow_their_shares_within_rounding(n, expected):
+    """Issue 10.3: -n 100 gave 100/0/0 and -n 200 gave 150/49/1 on a many-stratum scenario."""
+    from collections import Counter
+
+    from synthface.plan import build_plan
+
+    scenario = parse_scenario({**BASE, "race": {"weights": "uniform"}}, check_paths=False)  # 5 x 2 x 5 strata
+    plan = build_plan(scenario, synthetic_pool(scenario, 2000), n_samples=n)
+    counts = Counter(spec.split for spec in plan.samples)
+    assert (counts["train"], counts["val"], counts["test"]) == expected
+    if expected[2] == 0:
+        for split in ("val", "test"):
+            assert f"the {split} split is empty: n_samples 3 is too small for a 10% share" in plan.notes
+    else:
+        assert not [note for note in plan.notes if "split" in note]
+
+
+def test_stratum_targets_stay_exact_when_splits_are_rounded_separately():
+    from collections import Counter
+
+    from synthface.plan import build_plan
+
+    scenario = parse_scenario({**BASE, "age": {"bins": [[0, 29], [30, 120]], "weights": [0.25, 0.75]}}, check_paths=False)
+    plan = build_plan(scenario, synthetic_pool(scenario, 2000), n_samples=400)
+    assert Counter(s.age_bin for s in plan.samples) == {"0-29": 100, "30-120": 300}
+    assert Counter(s.split for s in plan.samples) == {"train": 320, "val": 40, "test": 40}
+
+
+def test_a_pool_too_small_for_a_split_says_so_plainly():
+    from synthface.plan import build_plan
+
+    scenario = parse_scenario({**BASE, "n_samples": 50}, check_paths=False)
+    plan = build_plan(scenario, synthetic_pool(scenario, 1))
+    empty = [s for s in ("train", "val", "test") if s not in set(plan.split_of_face.values())]
+    assert len(empty) == 2  # one face is in one split
+    for split in empty:
+        assert any(note.startswith(f"the {split} split is empty: no source face of the pool (1 usable faces)")
+                   for note in plan.notes), plan.notes
+
+
+@pytest.mark.slow
+def test_checkpoint_records_its_training_faces_and_evaluate_and_compare_warn_when_they_are_scored(cli, tmp_path):
+    """Issue 10.2: `compare` scored models on faces they trained on, silently."""
+    import pandas as pd
+
+    from synthface.dataset import read_metadata
+    from synthface.testing import make_tiny_dataset
+    from synthface.training.checkpoint import load_for_inference
+    from synthface.training.loop import train
+    from synthface.training.recipe import Recipe, with_overrides
+
+    data = make_tiny_dataset(tmp_path / "data", n_per_split=2, image_size=32)
+    recipe = with_overrides(Recipe(), {"model.backbone_weights": "none", "data.image_size": 32, "data.batch_size": 2,
+                                       "data.workers": 0, "optim.warmup_epochs": 0, "optim.epochs": 1, "optim.max_steps": 1})
+    train(recipe, data, tmp_path / "run")
+    checkpoint = tmp_path / "run" / "best.pt"
+    table = read_metadata(data)
+    _, info = load_for_inference(checkpoint)
+    assert info["train_faces"] == sorted(table.loc[table["split"] == "train", "source_id"])
+
+    common = ["--workers", "0", "--bootstrap", "100", "--min-group-size", "1", "--gradcam-samples", "0", "--quiet"]
+    from synthface.evaluation.evaluate import trained_on
+
+    assert trained_on(info, table[table["split"] == "test"])["faces"] == 0
+    seen = cli(["evaluate", checkpoint, "--data", data, "--out", tmp_path / "seen", "--split", "train", "--no-plots", *common])
+    assert seen.exit_code == 0, seen.output
+    assert "warning:" in seen.output and "2 of its 2 faces (2 of 2 samples) are faces the model was trained on" in seen.output
+    assert "**Warning:**" in (tmp_path / "seen" / "report.md").read_text()
+
+    compared = cli(["compare", checkpoint, data, "--out", tmp_path / "cmp", "--split", "train", *common])
+    assert compared.exit_code == 0, compared.output
+    assert "2 evaluated faces (2 of 2 samples) were in its training split" in compared.output
+    assert pd.read_csv(tmp_path / "cmp" / "comparison.csv")["trained_faces"].tolist() == [2]

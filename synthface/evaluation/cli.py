@@ -47,15 +47,19 @@ def evaluate(
     from rich.markdown import Markdown
 
     from synthface.evaluation.evaluate import evaluate as run_evaluate
+    from synthface.evaluation.evaluate import overlap_warning
     from synthface.evaluation.report import REPORT_MD
 
     try:
-        run_evaluate(checkpoint, data, out, split=split, device=device, batch_size=batch_size, workers=workers,
+        summary = run_evaluate(checkpoint, data, out, split=split, device=device, batch_size=batch_size, workers=workers,
                      gradcam_samples=gradcam_samples, n_bootstrap=bootstrap, min_group_size=min_group_size,
                      grid_size=grid_size, make_plots=plots, progress=not quiet)
     except _user_errors() as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from None
+    warning = overlap_warning(summary)
+    if warning:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
     if not quiet:
         text = (out / REPORT_MD).read_text()
         console.print(Markdown(text.split("## Classification heads")[0]), soft_wrap=False)
@@ -83,17 +87,19 @@ def compare(
     """Evaluate one or more models on several scenarios; one table with drops vs the no-mask scenario."""
     from rich.markdown import Markdown
 
-    from synthface.evaluation.compare import COMPARISON_MD, split_paths
+    from synthface.evaluation.compare import COMPARISON_MD, seen_face_warnings, split_paths
     from synthface.evaluation.compare import compare as run_compare
 
     try:
         checkpoints, datasets = split_paths(paths)
-        run_compare(checkpoints, datasets, out, baseline=baseline, split=split, device=device, batch_size=batch_size,
+        table = run_compare(checkpoints, datasets, out, baseline=baseline, split=split, device=device, batch_size=batch_size,
                     workers=workers, gradcam_samples=gradcam_samples, n_bootstrap=bootstrap,
                     min_group_size=min_group_size, full_reports=full_reports, progress=not quiet)
     except _user_errors() as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from None
+    for warning in seen_face_warnings(table):
+        console.print(f"[yellow]warning:[/yellow] {warning}")
     if not quiet:
         console.print(Markdown((out / COMPARISON_MD).read_text().split("![")[0].split("## Metrics")[-1]), soft_wrap=False)
     console.print(f"comparison written to {out / COMPARISON_MD}")

@@ -35,6 +35,7 @@ class InferenceInfo(TypedDict):
     epoch: int
     step: int
     metrics: dict[str, float]  # validation metrics of this checkpoint's epoch
+    train_faces: list[str]  # source_id of every face in the training split ([] for older checkpoints)
 
 
 class CheckpointError(RuntimeError):
@@ -122,5 +123,6 @@ def load_for_inference(path: Path | str, device: str | torch.device = "cpu") -> 
         epoch=int(state["epoch"]),
         step=int(state["step"]),
         metrics=dict(state.get("metrics", {})),
+        train_faces=list(state.get("train_faces", [])),
     )
     return model, info
