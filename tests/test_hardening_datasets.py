@@ -214,3 +214,97 @@ def test_checkpoint_records_its_training_faces_and_evaluate_and_compare_warn_whe
     assert compared.exit_code == 0, compared.output
     assert "2 evaluated faces (2 of 2 samples) were in its training split" in compared.output
     assert pd.read_csv(tmp_path / "cmp" / "comparison.csv")["trained_faces"].tolist() == [2]
+
+
+# --- 4. the terminal summary names empty splits; 5. --overwrite and metadata are clean and atomic ---------------
+
+
+def demo_scenario(tmp_path: Path, **extra) -> Path:
+    path = tmp_path / "demo.yaml"
+    path.write_text(yaml.safe_dump({**BASE, "name": "demo_run", "n_samples": 3, "image_size": 64, "preview_samples": 0,
+                                    "mask": {"probability": 0.5}, **extra}))
+    return path
+
+
+def test_generate_summary_reports_split_counts_and_empty_splits_and_overwrite_starts_clean(cli, tmp_path):
+    """Issue 10.4: the demo dataset had no val/test split and only report.md said so.
+    Issue 10.5: --overwrite kept the previous run's metadata."""
+    from synthface.dataset import read_metadata
+
+    scenario, out = demo_scenario(tmp_path), tmp_path / "out"
+    first = cli(["generate", scenario, "--out", out, "--workers", "1", "--quiet"])
+    assert first.exit_code == 0, first.output
+    assert "splits: train 3, val 0, test 0" in first.output
+    assert "the val split is empty: no source face of the pool (2 usable faces)" in first.output
+    assert "the test split is empty" in first.output
+
+    (out / "my_notes.txt").write_text("the user's own file")
+    again = cli(["generate", scenario, "--out", out, "--workers", "1", "--quiet", "--overwrite", "-n", "2"])
+    assert again.exit_code == 0, again.output
+    assert len(read_metadata(out)) == 2 and len(list((out / "images").iterdir())) == 2
+    assert (out / "my_notes.txt").read_text() == "the user's own file"
+
+
+def test_overwrite_removes_the_previous_metadata_before_rendering(tmp_path):
+    """A run started with --overwrite and stopped before it wrote its table must not leave the old
+    table listing images that are gone."""
+    from synthface.generate import GenerateOptions, prepare_output
+    from synthface.plan import build_plan
+    from synthface.testing import make_tiny_dataset
+
+    out = make_tiny_dataset(tmp_path / "old", n_per_split=2, image_size=32)
+    for name in ("scenario.yaml", "report.json", "report.md", "preview.jpg"):
+        (out / name).write_text("old")
+    (out / "keep.txt").write_text("mine")
+    scenario = parse_scenario({**BASE, "n_samples": 2}, check_paths=False)
+    plan = build_plan(scenario, synthetic_pool(scenario, 10))
+    prepare_output(GenerateOptions(out=out, overwrite=True), scenario, plan)
+    left = sorted(p.name for p in out.iterdir())
+    assert left == [".synthface-run", "images", "keep.txt"], left
+    assert not any((out / "images").iterdir())
+
+
+def test_write_metadata_never_leaves_the_new_csv_beside_an_old_parquet(tmp_path, monkeypatch):
+    """Readers prefer samples.parquet: a failure between the two files must not leave it stale."""
+    import pandas as pd
+
+    from synthface import dataset
+    from synthface.dataset import METADATA_PARQUET, read_metadata, write_metadata
+
+    write_metadata(tmp_path, pd.DataFrame({"sample_id": ["old"], "split": ["train"]}))
+    real_replace = os.replace
+
+    def fail_on_parquet(source, target):
+        if str(target).endswith(METADATA_PARQUET):
+            raise OSError("disk full")
+        real_replace(source, target)
+
+    monkeypatch.setattr(dataset.os, "replace", fail_on_parquet)
+    with pytest.raises(OSError, match="disk full"):
+        write_metadata(tmp_path, pd.DataFrame({"sample_id": ["new"], "split": ["train"]}))
+    monkeypatch.undo()
+    assert read_metadata(tmp_path)["sample_id"].tolist() == ["new"]
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # no temporaries left behind
+
+
+# --- 13. written files respect the umask --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_atomically_written_files_follow_the_umask(tmp_path, umask, mode):
+    """Issue 10.13: tempfile-based writes left every dataset file and checkpoint at 0600."""
+    import pandas as pd
+    import torch
+
+    from synthface.dataset import METADATA_CSV, METADATA_PARQUET, atomic_write_bytes, write_metadata
+    from synthface.training.checkpoint import save_checkpoint
+
+    previous = os.umask(umask)
+    try:
+        atomic_write_bytes(tmp_path / "report.json", b"{}")
+        write_metadata(tmp_path, pd.DataFrame({"sample_id": ["a"]}))
+        save_checkpoint(tmp_path / "best.pt", {"model": {"w": torch.zeros(1)}})
+    finally:
+        os.umask(previous)
+    for name in ("report.json", METADATA_CSV, METADATA_PARQUET, "best.pt"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == mode, name

@@ -16,6 +16,7 @@ from typing import Any, TypedDict
 
 import torch
 
+from synthface.dataset import atomic_file
 from synthface.training.model import OAMNet
 
 FORMAT_VERSION = 1
@@ -44,18 +45,10 @@ class CheckpointError(RuntimeError):
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """torch.save into a temporary file beside `path`, then rename: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save({"format_version": FORMAT_VERSION, **state}, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(Path(path)) as handle:
+        torch.save({"format_version": FORMAT_VERSION, **state}, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def link_checkpoint(source: Path, target: Path) -> None:
