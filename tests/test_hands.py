@@ -108,6 +108,8 @@ def test_hand_stays_on_the_lower_face_and_covers_the_mouth(faces, hand):
             rendered = render(face.image, face.points, hand, seed)
             assert not (rendered.occlusion & eyes).any(), f"{face.name}, seed {seed}: the hand covers an eye"
             assert not rendered.occlusion[:below_eyes].any(), f"{face.name}, seed {seed}: the hand reaches the eyes' height"
+            changed = np.any(rendered.image != face.image, axis=2)
+            assert not changed[:below_eyes - 2].any(), f"{face.name}, seed {seed}: pixels changed above the hand"
             covered_mouth.append((rendered.occlusion & lips).sum() / lips.sum())
             assert 0.05 < rendered.occluded_fraction < 0.6
         assert np.median(covered_mouth) > 0.5, f"{face.name}: hands leave the mouth visible ({np.round(covered_mouth, 2)})"
