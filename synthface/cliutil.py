@@ -34,6 +34,11 @@ def print_error(error: BaseException | str, label: str = "error") -> None:
     console.print(f"[red]{label}:[/] {escape(str(error))}")
 
 
+def print_warning(message: str) -> None:
+    """'warning: MESSAGE' on stderr, the message printed as text."""
+    console.print(f"[yellow]warning:[/] {escape(str(message))}")
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn a user error into one line on stderr and exit status 2; let bugs through with their traceback."""

@@ -23,6 +23,19 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     return index, count
 
 
+def print_splits(report: dict, shares: dict[str, float]) -> None:
+    """Samples per split, and in plain words any split that is empty or short: training needs a
+    validation split and evaluation a test split, so this must not hide in report.md."""
+    counts = report["split_counts"]
+    console.print("splits: " + ", ".join(f"{split} {count}" for split, count in counts.items()))
+    for note in report["notes"]:
+        console.print(f"  [yellow]note[/] {escape(note)}")
+    noted = " ".join(report["notes"])
+    for split, count in counts.items():
+        if count == 0 and shares.get(split, 0) > 0 and f"the {split} split" not in noted:
+            console.print(f"  [yellow]note[/] the {split} split is empty")
+
+
 def generate(
     scenario: str = typer.Argument(..., help="Scenario YAML file, or the name of a bundled one (all_masked, no_mask, mixed_50, ...)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder. Default: out/<scenario name>."),
@@ -80,11 +93,12 @@ def generate(
         f"{report['fit_failures']['count']} fit failures; {len(report['shortfall'])} strata below target; "
         f"report: {result.out / 'report.md'}"
     )
+    print_splits(report, loaded.splits.shares())
     if report.get("uses_demo_pool"):
         console.print("[yellow]note:[/] the bundled demo pool has two faces and cannot meet demographic targets; "
                       "use --source utkface:PATH (or fairface/table) for a real dataset")
     for line in report["unmet_targets"][:8]:
-        console.print(f"  [yellow]unmet[/] {line}")
+        console.print(f"  [yellow]unmet[/] {escape(line)}")
     if len(report["unmet_targets"]) > 8:
         console.print(f"  ... {len(report['unmet_targets']) - 8} more in report.md")
 

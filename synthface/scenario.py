@@ -71,11 +71,16 @@ class Strict(BaseModel):
 
 
 class Splits(Strict):
-    """Shares of source faces per split. Splits are assigned per source face, never per sample."""
+    """Shares of samples per split. Splits are assigned per source face, never per sample, by a stable
+    hash of the face's id and `seed`: the same face is in the same split in every scenario."""
 
-    train: float = Field(0.8, ge=0, le=1, description="Share of source faces in the training split.")
-    val: float = Field(0.1, ge=0, le=1, description="Share of source faces in the validation split.")
-    test: float = Field(0.1, ge=0, le=1, description="Share of source faces in the test split.")
+    train: float = Field(0.8, ge=0, le=1, description="Share of the samples (and, by hash, of the source faces) in the training split.")
+    val: float = Field(0.1, ge=0, le=1, description="Share of the samples (and, by hash, of the source faces) in the validation split.")
+    test: float = Field(0.1, ge=0, le=1, description="Share of the samples (and, by hash, of the source faces) in the test split.")
+    seed: int = Field(
+        0, description="Seed of the face -> split assignment. A face's split depends only on the face and this seed "
+        "(not on the scenario's `seed` or targets), so datasets built from one pool can be compared safely.",
+    )
 
     @model_validator(mode="after")
     def _sums_to_one(self) -> "Splits":
@@ -100,9 +105,11 @@ class AgeTarget(Strict):
         if self.range is not None:
             if self.bins is not None:
                 raise ValueError("give either 'bins' or 'range', not both")
-            self.bins = [tuple(self.range)]
             if isinstance(self.weights, list):
                 raise ValueError("'weights' must not be a list with 'range' (a range is one bin)")
+            # Stored as the one bin it means, so the resolved scenario (scenario.yaml, the
+            # render workers' copy) validates again instead of holding both keys.
+            self.bins, self.range = [tuple(self.range)], None
         if self.bins is None:
             self.bins = [(0, 17), (18, 29), (30, 44), (45, 59), (60, 120)]
         for low, high in self.bins:

@@ -12,7 +12,7 @@ from typing import Optional
 
 import typer
 
-from synthface.cliutil import console, print_error, user_errors
+from synthface.cliutil import console, print_error, print_warning, user_errors
 
 DEVICE_HELP = "Device: auto (GPU when present), cpu, cuda or cuda:N."
 
@@ -38,12 +38,16 @@ def evaluate(
     from rich.markdown import Markdown
 
     from synthface.evaluation.evaluate import evaluate as run_evaluate
+    from synthface.evaluation.evaluate import overlap_warning
     from synthface.evaluation.report import REPORT_MD
 
     with user_errors():
-        run_evaluate(checkpoint, data, out, split=split, device=device, batch_size=batch_size, workers=workers,
-                     gradcam_samples=gradcam_samples, n_bootstrap=bootstrap, min_group_size=min_group_size,
-                     grid_size=grid_size, make_plots=plots, progress=not quiet)
+        summary = run_evaluate(checkpoint, data, out, split=split, device=device, batch_size=batch_size, workers=workers,
+                               gradcam_samples=gradcam_samples, n_bootstrap=bootstrap, min_group_size=min_group_size,
+                               grid_size=grid_size, make_plots=plots, progress=not quiet)
+    warning = overlap_warning(summary)
+    if warning:
+        print_warning(warning)
     if not quiet:
         text = (out / REPORT_MD).read_text()
         console.print(Markdown(text.split("## Classification heads")[0]), soft_wrap=False)
@@ -71,14 +75,16 @@ def compare(
     """Evaluate one or more models on several scenarios; one table with drops vs the no-mask scenario."""
     from rich.markdown import Markdown
 
-    from synthface.evaluation.compare import COMPARISON_MD, split_paths
+    from synthface.evaluation.compare import COMPARISON_MD, seen_face_warnings, split_paths
     from synthface.evaluation.compare import compare as run_compare
 
     with user_errors():
         checkpoints, datasets = split_paths(paths)
-        run_compare(checkpoints, datasets, out, baseline=baseline, split=split, device=device, batch_size=batch_size,
+        table = run_compare(checkpoints, datasets, out, baseline=baseline, split=split, device=device, batch_size=batch_size,
                     workers=workers, gradcam_samples=gradcam_samples, n_bootstrap=bootstrap,
                     min_group_size=min_group_size, full_reports=full_reports, progress=not quiet)
+    for warning in seen_face_warnings(table):
+        print_warning(warning)
     if not quiet:
         console.print(Markdown((out / COMPARISON_MD).read_text().split("![")[0].split("## Metrics")[-1]), soft_wrap=False)
     console.print(f"comparison written to {out / COMPARISON_MD}")

@@ -159,6 +159,10 @@ class MaskDefinition(_Strict):
     patterns: dict[Literal["plain", "stripes", "dots", "checks", "floral"], float] = Field(
         default_factory=lambda: {"plain": 1.0}, description="Pattern -> weight.")
     recolor: bool = Field(True, description="Whether colour variation applies (photo templates may opt out).")
+    generator: Optional[Literal["hand"]] = Field(
+        None, description="Draw the occluder procedurally instead of from `outline`/`relief`: `hand` makes a new hand "
+                          "for every sample (pose, view, size, angle, finger spread, skin tone from the face; see "
+                          "docs/masks.md). `outline` then only sets the type's nominal extent.")
     skin_from_face: bool = Field(
         False, description="Colour taken from the face's own skin (hands): the palette colour only tints it slightly.")
     image: Optional[str] = Field(
