@@ -147,7 +147,7 @@ def export(
         import onnx as _onnx  # noqa: F401
         import onnxruntime as _onnxruntime  # noqa: F401
     except ImportError:
-        console.print("[red]error:[/red] ONNX export needs the optional extra: pip install 'synthface[onnx]'")
+        console.print("[red]error:[/red] ONNX export needs the optional extra: pip install 'synthface\\[onnx]'")
         raise typer.Exit(2) from None
     from synthface.evaluation.export import ExportError, export_onnx
 
