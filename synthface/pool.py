@@ -59,8 +59,9 @@ def decode_image_rgb(data: bytes, max_pixels: int | None = None) -> np.ndarray:
         try:
             with Image.open(io.BytesIO(data)) as header:  # reads the header only
                 width, height = header.size
-        except Image.DecompressionBombError:
-            raise ValueError(f"image too large (over {max_pixels / 1e6:.0f} megapixels)") from None
+        except Image.DecompressionBombError:  # Pillow's own guard: far beyond any sensible limit
+            raise ValueError(f"image too large: over {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels, "
+                             f"the limit is {max_pixels / 1e6:.0f}") from None
         except (UnidentifiedImageError, OSError):
             width = height = 0  # a format Pillow does not know: OpenCV may, and its pixels are checked below
         if width * height > max_pixels:

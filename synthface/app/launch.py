@@ -80,16 +80,38 @@ def launch(port: int | None = None, host: str = "127.0.0.1", masks: tuple[Path, 
     if checkpoint is not None and not Path(checkpoint).expanduser().is_file():
         raise LaunchError(f"--checkpoint {checkpoint}: no such file")
     url = f"http://{host}:{port}"
-    print(f"synthface app: {url}  (Ctrl-C to stop)", flush=True)
-    command = streamlit_command(port, host, masks, checkpoint, data, device)
-    process = subprocess.Popen(command)
-    if open_browser:
-        import webbrowser
-
-        webbrowser.open(url)
+    process = subprocess.Popen(streamlit_command(port, host, masks, checkpoint, data, device))
     try:
+        if not wait_until_ready(url, process):
+            process.terminate()
+            raise LaunchError(f"the Streamlit server did not start on {url} (its messages are above)")
+        print(f"synthface app: {url}  (Ctrl-C to stop)", flush=True)
+        if open_browser:
+            import webbrowser
+
+            webbrowser.open(url)
         return process.wait()
     except KeyboardInterrupt:
         process.terminate()
         process.wait()
         return 0
+
+
+def wait_until_ready(url: str, process: subprocess.Popen | None = None, timeout: float = 90.0) -> bool:
+    """Poll Streamlit's health endpoint until it answers; False if the process exits or time runs out."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
+                if answer.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.25)
+    return False
