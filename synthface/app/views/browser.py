@@ -63,10 +63,11 @@ def _samples(folder: str, table) -> None:
     shown, _ = helpers.page_of(rows, int(page), per_page)
     views = helpers.sample_views(folder, shown, table)
     st.caption("Each tile: the sample | its unmasked twin | its occlusion map (white = covered); grey where it has none.")
-    grid = st.columns(2)
-    for position, view in enumerate(views):
-        with grid[position % 2]:
-            st.image(_strip(view), caption=view.caption, width="stretch")
+    with st.container(key="browser-grid"):
+        grid = st.columns(2)
+        for position, view in enumerate(views):
+            with grid[position % 2]:
+                st.image(_strip(view), caption=view.caption, width="stretch")
 
 
 def _strip(view: helpers.SampleView) -> np.ndarray:
