@@ -7,7 +7,6 @@ list it: silent drops are how label noise creeps into datasets.
 
 from __future__ import annotations
 
-import multiprocessing
 import signal
 from collections import Counter
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from synthface.progress import progress_bar
 from synthface.scenario import Scenario
 from synthface.sources.base import FaceRecord, SkippedInput, SourceSpec, load_source
 from synthface.taxonomy import convert_race
+from synthface.workers import guarded, worker_pool
 
 
 @dataclass
@@ -115,13 +115,17 @@ def detect_all(paths: list[Path], cache: LandmarkCache, workers: int, model_path
             pool = None
         else:
             local = None
-            pool = multiprocessing.get_context("spawn").Pool(workers, _init_detector, (str(model_path) if model_path else None,))
-            outputs = pool.imap(_detect_file, map(str, todo), chunksize=8)
+            pool = worker_pool(workers, _init_detector, (str(model_path) if model_path else None,))
+            outputs = pool.imap(guarded(_detect_file), map(str, todo), chunksize=8)
         try:
             for path, detection in zip(todo, outputs):
                 cache.put(path, detection)
                 results[path] = detection
                 advance()
+        except BaseException:
+            if pool is not None:
+                pool.terminate()  # do not wait for the rest of the queue on an error or Ctrl-C
+            raise
         finally:
             if local is not None:
                 local.close()

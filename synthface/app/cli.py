@@ -17,15 +17,13 @@ def app_command(
     open_browser: bool = typer.Option(False, "--open/--no-open", help="Also open the address in the default web browser."),
 ) -> None:
     """Local web app: try masks on a photo, run a model on photos, browse a generated dataset."""
-    from rich.console import Console
-    from rich.markup import escape
-
     from synthface.app.launch import LaunchError, launch
+    from synthface.cliutil import print_error
 
     try:
         code = launch(port=port, masks=tuple(masks), checkpoint=checkpoint, data=data, device=device, open_browser=open_browser)
     except LaunchError as error:
-        Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {escape(str(error))}", highlight=False)
+        print_error(error)
         raise typer.Exit(2) from None
     raise typer.Exit(code)
 
