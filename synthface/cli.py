@@ -40,6 +40,9 @@ training_cli.register(app)
 from synthface.evaluation import cli as evaluation_cli  # noqa: E402
 
 evaluation_cli.register(app)
+from synthface.app import cli as app_cli  # noqa: E402
+
+app_cli.register(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()
