@@ -12,8 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
+from synthface.images import read_image_rgb
 from synthface.landmarks import CachedDetection, FaceLandmarks, LandmarkCache, LandmarkDetector
 from synthface.plan import PoolFace
 from synthface.progress import progress_bar
@@ -36,17 +35,6 @@ class PoolReport:
         return dict(Counter(item.reason.split(":")[0] for item in self.skipped).most_common())
 
 
-def read_image_rgb(path: Path) -> np.ndarray:
-    """Decode an image file to uint8 RGB; raises ValueError when it cannot be read."""
-    import cv2
-
-    data = np.fromfile(str(path), dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise ValueError("unreadable image")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
 # --- detection workers -------------------------------------------------------------------
 _detector: LandmarkDetector | None = None
 
@@ -60,8 +48,8 @@ def _init_detector(model_path: str | None) -> None:
 def _detect_file(path: str, detector: LandmarkDetector | None = None) -> CachedDetection:
     try:
         image = read_image_rgb(Path(path))
-    except (ValueError, OSError):
-        return CachedDetection(None, "unreadable image")
+    except (ValueError, OSError) as error:
+        return CachedDetection(None, f"unreadable image: {error}")
     faces = (detector or _detector).detect(image)
     if not faces:
         return CachedDetection(None, "no face found", image.shape[:2])
