@@ -22,6 +22,7 @@ from typing import BinaryIO
 
 import pandas as pd
 
+from synthface.errors import UserError
 from synthface.taxonomy import GENDERS, races
 
 METADATA_CSV = "metadata.csv"
@@ -73,7 +74,7 @@ COLUMNS: dict[str, str] = {
 REQUIRED_FOR_TRAINING = ("file_name", "split", "age", "gender", "race", "race_taxonomy", "mask")
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """A dataset on disk does not follow the format; the message says what to fix."""
 
 

@@ -29,6 +29,7 @@ from synthface.dataset import (
     atomic_write_bytes,
     write_metadata,
 )
+from synthface.errors import UserError
 from synthface.landmarks import LandmarkCache, resolve_model_path
 from synthface.plan import Plan, SampleSpec, build_plan, shard
 from synthface.pool import PoolReport, build_pool
@@ -44,7 +45,7 @@ TIMING = "timing.json"  # stage timings of the last run (kept out of report.json
 OUTPUT_FILES = ("scenario.yaml", "report.json", "report.md", "preview.jpg")  # besides the metadata and folders
 
 
-class GenerateError(RuntimeError):
+class GenerateError(UserError, RuntimeError):
     """The run cannot start or continue; the message says what to do."""
 
 

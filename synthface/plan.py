@@ -29,13 +29,43 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from synthface.scenario import Scenario, Weights
+from synthface.errors import UserError
+from synthface.scenario import MAX_SAMPLES, Scenario, Weights
 from synthface.sources.base import FaceRecord
 from synthface.taxonomy import GENDERS, RACE_TAXONOMIES
 
 SPLITS = ("train", "val", "test")
 ATTRIBUTES = ("age_bin", "gender", "race", "mask")
 MAX_ALTERNATES = 6
+# Memory a plan takes per sample, generously: ~400 B per SampleSpec (measured) plus the dealing
+# lists, the report's tables and the metadata rows built from it.
+PLAN_BYTES_PER_SAMPLE = 2048
+
+
+class PlanError(UserError, ValueError):
+    """The requested plan cannot be made (too many samples for the limits or this machine's memory)."""
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new allocations (Linux MemAvailable), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_plan_size(n_samples: int) -> None:
+    """Refuse a plan before allocating it when it exceeds MAX_SAMPLES or half the available memory."""
+    if not 1 <= n_samples <= MAX_SAMPLES:
+        raise PlanError(f"n_samples {n_samples}: expected 1 to {MAX_SAMPLES:,} samples")
+    needed, available = n_samples * PLAN_BYTES_PER_SAMPLE, available_memory()
+    if available is not None and needed > available // 2:
+        raise PlanError(f"a plan of {n_samples:,} samples needs about {needed / 2**20:,.0f} MiB of memory and only "
+                        f"{available / 2**20:,.0f} MiB is available; ask for fewer samples (n_samples / -n)")
 
 
 @dataclass(frozen=True)
@@ -270,6 +300,7 @@ def build_plan(scenario: Scenario, faces: list[PoolFace], n_samples: int | None 
     planned pair renderable: e.g. only two-strap types can be worn with one strap loose.
     """
     n_total = scenario.n_samples if n_samples is None else n_samples
+    check_plan_size(n_total)
     seed = scenario.seed if seed is None else seed
     rng = np.random.default_rng(stable_hash("plan", seed))
     targets = resolve_targets(scenario, faces)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from synthface.dataset import atomic_write_bytes
+from synthface.errors import UserError
 from synthface.evaluation import plots
 from synthface.evaluation.metrics import HEADLINE_METRICS, lower_is_better, metric_label
 from synthface.evaluation.report import fmt, markdown_table
@@ -57,9 +58,9 @@ def split_paths(paths: list[Path]) -> tuple[list[Path], list[Path]]:
         else:
             raise FileNotFoundError(f"{path}: neither a checkpoint file nor a dataset folder")
     if not checkpoints:
-        raise ValueError("compare needs at least one checkpoint file (e.g. runs/oam/best.pt)")
+        raise UserError("compare needs at least one checkpoint file (e.g. runs/oam/best.pt)")
     if not datasets:
-        raise ValueError("compare needs at least one dataset folder (a synthface dataset with metadata.csv)")
+        raise UserError("compare needs at least one dataset folder (a synthface dataset with metadata.csv)")
     return checkpoints, datasets
 
 
@@ -88,7 +89,7 @@ def add_drops(table: pd.DataFrame, baseline: str | None = None) -> tuple[pd.Data
         if baseline is not None:
             matches = rows[(rows["scenario"] == baseline) | rows["dataset"].map(lambda d: Path(d).name == baseline)]
             if matches.empty:
-                raise ValueError(f"--baseline {baseline!r} matches no scenario name or dataset folder "
+                raise UserError(f"--baseline {baseline!r} matches no scenario name or dataset folder "
                                  f"(have: {', '.join(rows['scenario'])})")
         else:
             matches = rows[rows["n_masked"] == 0]

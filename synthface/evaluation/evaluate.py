@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from synthface.dataset import face_ids
 from synthface.evaluation import gallery, plots
@@ -27,6 +26,7 @@ from synthface.evaluation.report import (
 )
 from synthface.evaluation.robustness import paired_robustness
 from synthface.evaluation.saliency import summarise_shares
+from synthface.yamlio import YamlError, load_yaml_file
 
 # One panel per head in the per-group bar charts (the tables in report.md have every headline metric).
 GROUP_PLOT_METRICS = ("age.mae", "gender.accuracy", "race.accuracy", "mask.accuracy")
@@ -37,9 +37,10 @@ def scenario_name(data: Path) -> str:
     scenario_file = Path(data) / "scenario.yaml"
     if scenario_file.is_file():
         try:
-            name = (yaml.safe_load(scenario_file.read_text()) or {}).get("name")
-        except yaml.YAMLError:
-            name = None
+            document = load_yaml_file(scenario_file, "scenario YAML file")
+        except YamlError:
+            document = None
+        name = document.get("name") if isinstance(document, dict) else None
         if name:
             return str(name)
     return Path(data).resolve().name

@@ -22,6 +22,7 @@ from synthface.maskfit.appearance import MaskParams
 from synthface.maskfit.canonical import canonical_face
 from synthface.maskfit.definitions import MaskDefinition, Valve
 from synthface.maskfit.hands import render_hand, sample_hand
+from synthface.maskfit.proportions import LOWER_EYELIDS, clear_the_eyes, reach_below_jaw, tuck_map
 from synthface.maskfit.template import LEVELS, colourise, static_template
 from synthface.maskfit.warp import (
     MaskFitError,
@@ -251,10 +252,15 @@ def fit_mask(image_rgb: np.ndarray, points: np.ndarray, definition: MaskDefiniti
     canonical = canonical_face()
     image_xy = points[indices, :2] / scale
     to_face = ThinPlateSpline(image_xy, canonical[indices, :2], SPLINE_SMOOTHING)
-    polygon = clip_polygon(points, *effective_margins(definition, params.wear_style))
+    side_margin, bottom_margin = effective_margins(definition, params.wear_style)
+    polygon = clip_polygon(points, side_margin, bottom_margin)
     if definition.generator == "hand":
         return _fit_hand(image_rgb, points, definition, params, light, polygon, capture, noise_seed)
-    to_template = wear_transform(definition, params)
+    level = next((lv for lv in LEVELS if lv >= 0.75 * scale), LEVELS[-1])
+    template = static_template(definition, level)
+    # The face's own proportions: the top edge stays below its lower eyelids (children, short noses).
+    eyelids = to_face(points[list(LOWER_EYELIDS), :2] / scale)
+    to_template = clear_the_eyes(template.outline, wear_transform(definition, params), eyelids)
     x0, y0 = np.floor(np.maximum(polygon.min(0), 0)).astype(int)
     x1, y1 = np.ceil(np.minimum(polygon.max(0) + 1, [width, height])).astype(int)
     # The clip region spans the whole face; nothing is drawn above the mask's top or its straps.
@@ -271,12 +277,12 @@ def fit_mask(image_rgb: np.ndarray, points: np.ndarray, definition: MaskDefiniti
     grid = np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2)
     face_xy = to_face(grid / scale)
 
-    level = next((lv for lv in LEVELS if lv >= 0.75 * scale), LEVELS[-1])
-    template = static_template(definition, level)
     template_xy = face_xy @ to_template[:, :2].T + to_template[:, 2]
     template_px = (template_xy - template.origin) * template.ppu
     maps = template_px.reshape(grid_h, grid_w, 2).astype(np.float32)
     maps = cv2.resize(maps, (box_w, box_h), interpolation=cv2.INTER_LINEAR)
+    maps = tuck_map(maps, template.origin, template.ppu, to_template, params.wear_style, bottom_margin,
+                    reach_below_jaw(template.outline, to_template))
 
     if definition.skin_from_face:
         params = replace(params, color=_skin_colour(image_rgb, points, params.color))

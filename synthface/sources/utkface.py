@@ -64,10 +64,11 @@ def load_utkface(spec: SourceSpec) -> SourceScan:
 
 def scan_folder(root: Path) -> tuple[list[str], list[SkippedInput]]:
     """Relative POSIX paths of every non-hidden file under root, sorted (os.scandir: fast on 20k
-    files), and the entries that could not be followed, with the reason.
+    files), and the entries that are not usable files, with the reason.
 
     Folder links are followed once: a folder reached again (a link to itself or to a parent, a
-    loop of links) is skipped, as are links that loop or lead nowhere and unreadable folders.
+    loop of links) is skipped, as are links that loop or lead nowhere, unreadable folders,
+    devices and pipes, and folders named like images (not descended into).
     """
     found: list[str] = []
     skipped: list[SkippedInput] = []
@@ -92,14 +93,21 @@ def scan_folder(root: Path) -> tuple[list[str], list[SkippedInput]]:
             relative = f"{prefix}{entry.name}"
             try:
                 if entry.is_dir():
-                    stack.append((f"{relative}/", Path(entry.path)))
+                    if Path(entry.name).suffix.lower() in IMAGE_SUFFIXES:
+                        skipped.append(SkippedInput(entry.path, "not an image file: a folder named like an image"))
+                    else:
+                        stack.append((f"{relative}/", Path(entry.path)))
                 elif entry.is_file():
                     found.append(relative)
+                elif entry.is_symlink():
+                    Path(entry.path).stat()  # raises: a link that is neither file nor folder leads nowhere or loops
+                    skipped.append(SkippedInput(entry.path, "not an image file: a link to a device, pipe or socket"))
                 else:
-                    Path(entry.path).stat()  # raises for a broken or looping link
-                    skipped.append(SkippedInput(entry.path, "not a regular file"))
+                    skipped.append(SkippedInput(entry.path, "not an image file: not a regular file (device, pipe or socket)"))
+            except FileNotFoundError:
+                skipped.append(SkippedInput(entry.path, "broken link: points to a missing file"))
             except OSError as error:
-                skipped.append(SkippedInput(entry.path, f"broken or looping link: {error.strerror or error}"))
+                skipped.append(SkippedInput(entry.path, f"looping link: {error.strerror or error}"))
     found.sort()
     skipped.sort(key=lambda item: item.path)
     return found, skipped

@@ -30,7 +30,7 @@ from synthface.training.data import build_data, class_weights
 from synthface.training.losses import MultiTaskLoss
 from synthface.training.metrics import MetricTracker
 from synthface.training.model import OAMNet
-from synthface.training.recipe import STOPPING_METRICS, TASKS, Recipe
+from synthface.training.recipe import STOPPING_METRICS, TASKS, Recipe, RecipeError
 from synthface.training.transforms import MEAN, STD, normalize_on_device
 
 LAST, BEST, METRICS_CSV, RECIPE_YAML, TENSORBOARD_DIR = "last.pt", "best.pt", "metrics.csv", "recipe.yaml", "tb"
@@ -64,7 +64,7 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
             return torch.bfloat16
         return None
     if precision == "fp16" and device.type != "cuda":
-        raise ValueError("runtime.precision fp16 needs a CUDA device; use bf16 or fp32 on CPU")
+        raise RecipeError("runtime.precision fp16 needs a CUDA device; use bf16 or fp32 on CPU")
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}[precision]
 
 
