@@ -50,12 +50,14 @@ def evaluate(
     from synthface.evaluation.report import REPORT_MD
 
     try:
-        run_evaluate(checkpoint, data, out, split=split, device=device, batch_size=batch_size, workers=workers,
+        summary = run_evaluate(checkpoint, data, out, split=split, device=device, batch_size=batch_size, workers=workers,
                      gradcam_samples=gradcam_samples, n_bootstrap=bootstrap, min_group_size=min_group_size,
                      grid_size=grid_size, make_plots=plots, progress=not quiet)
     except _user_errors() as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from None
+    if summary.get("note"):
+        console.print(f"[yellow]note:[/yellow] {summary['note']}", highlight=False)
     if not quiet:
         text = (out / REPORT_MD).read_text()
         console.print(Markdown(text.split("## Classification heads")[0]), soft_wrap=False)
@@ -88,12 +90,14 @@ def compare(
 
     try:
         checkpoints, datasets = split_paths(paths)
-        run_compare(checkpoints, datasets, out, baseline=baseline, split=split, device=device, batch_size=batch_size,
+        table = run_compare(checkpoints, datasets, out, baseline=baseline, split=split, device=device, batch_size=batch_size,
                     workers=workers, gradcam_samples=gradcam_samples, n_bootstrap=bootstrap,
                     min_group_size=min_group_size, full_reports=full_reports, progress=not quiet)
     except _user_errors() as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from None
+    for note in dict.fromkeys(table["note"][table["note"].astype(bool)]):
+        console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
     if not quiet:
         console.print(Markdown((out / COMPARISON_MD).read_text().split("![")[0].split("## Metrics")[-1]), soft_wrap=False)
     console.print(f"comparison written to {out / COMPARISON_MD}")

@@ -91,9 +91,9 @@ def run_scenario(
     progress: bool = True,
 ) -> tuple[dict, Predictions]:
     """Predict one dataset split with a loaded model and summarise it (no files written)."""
-    from synthface.evaluation.inference import load_split_for_model, predict_dataset
+    from synthface.evaluation.inference import load_rows_for_model, predict_dataset
 
-    table = load_split_for_model(data, split, info["race_taxonomy"])
+    table, split, note = load_rows_for_model(data, split, info)
     found = predict_dataset(model, info, data, table, device=device, batch_size=batch_size, workers=workers,
                             gradcam_samples=gradcam_samples, progress=progress)
     summary = {
@@ -101,6 +101,7 @@ def run_scenario(
         "dataset": str(data),
         "scenario": scenario_name(data),
         "split": split,
+        "note": note,
         "model": {key: info[key] for key in ("race_taxonomy", "image_size", "attention", "epoch", "step", "classes")},
         **summarise(found.table, info["classes"], n_bootstrap=n_bootstrap, min_group_size=min_group_size),
     }
