@@ -20,12 +20,14 @@ import torch
 from torch import nn
 from torchvision import models
 
+from synthface.errors import UserError
+
 RESNET_PARTS = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
 # Wrappers that training scripts commonly put around a state dict's keys.
 _KEY_PREFIXES = ("module.", "model.", "backbone.", "encoder.")
 
 
-class BackboneWeightsError(RuntimeError):
+class BackboneWeightsError(UserError, RuntimeError):
     """The requested backbone weights could not be loaded; the message says how to fix it."""
 
 

@@ -23,14 +23,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
-from synthface.dataset import atomic_write_bytes
+from synthface.dataset import atomic_write_bytes, face_ids
 from synthface.training import distributed as D
 from synthface.training.checkpoint import CheckpointError, link_checkpoint, load_checkpoint, save_checkpoint
 from synthface.training.data import build_data, class_weights
 from synthface.training.losses import MultiTaskLoss
 from synthface.training.metrics import MetricTracker
 from synthface.training.model import OAMNet
-from synthface.training.recipe import STOPPING_METRICS, TASKS, Recipe
+from synthface.training.recipe import STOPPING_METRICS, TASKS, Recipe, RecipeError
 from synthface.training.transforms import MEAN, STD, normalize_on_device
 
 LAST, BEST, METRICS_CSV, RECIPE_YAML, TENSORBOARD_DIR = "last.pt", "best.pt", "metrics.csv", "recipe.yaml", "tb"
@@ -80,7 +80,7 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
             return torch.bfloat16
         return None
     if precision == "fp16" and device.type != "cuda":
-        raise ValueError("runtime.precision fp16 needs a CUDA device; use bf16 or fp32 on CPU")
+        raise RecipeError("runtime.precision fp16 needs a CUDA device; use bf16 or fp32 on CPU")
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}[precision]
 
 
@@ -153,6 +153,7 @@ class Trainer:
         # The schedule always spans all epochs (of every curriculum phase); max_steps only stops early,
         # so a run stopped by it continues with --resume exactly as if it had never stopped.
         schedule_steps = sum((phase.end_epoch - phase.start_epoch) * phase.steps_per_epoch for phase in self.data.phases)
+        self.train_faces = sorted(set().union(*(face_ids(phase.table) for phase in self.data.phases)))
         self.total_steps = min(schedule_steps, recipe.optim.max_steps or schedule_steps)
         self.phase = self.data.phases[0]
         self.steps_per_epoch = self.phase.steps_per_epoch
@@ -238,6 +239,8 @@ class Trainer:
             "mean": list(MEAN),
             "std": list(STD),
             "dataset_fingerprint": self.data.fingerprint,
+            # The real faces trained on: evaluate/compare warn when they appear in an evaluated split.
+            "train_faces": self.train_faces,
             "world_size": self.ctx.world_size,
             "architecture": {"backbone": self.recipe.model.backbone, "attention": self.recipe.model.attention,
                              "gender_aware_age": self.recipe.model.gender_aware_age,
