@@ -7,20 +7,20 @@ list it: silent drops are how label noise creeps into datasets.
 
 from __future__ import annotations
 
-import multiprocessing
+import hashlib
 import signal
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
+from synthface.images import read_image_rgb
 from synthface.landmarks import CachedDetection, FaceLandmarks, LandmarkCache, LandmarkDetector
 from synthface.plan import PoolFace
 from synthface.progress import progress_bar
 from synthface.scenario import Scenario
 from synthface.sources.base import FaceRecord, SkippedInput, SourceSpec, load_source
 from synthface.taxonomy import convert_race
+from synthface.workers import guarded, worker_pool
 
 
 @dataclass
@@ -31,20 +31,10 @@ class PoolReport:
     n_detected: int = 0
     n_multi_face: int = 0
     skipped: list[SkippedInput] = field(default_factory=list)
+    identical_photos: list[dict] = field(default_factory=list)  # groups of byte-identical usable photos, see find_identical
 
     def reasons(self) -> dict[str, int]:
         return dict(Counter(item.reason.split(":")[0] for item in self.skipped).most_common())
-
-
-def read_image_rgb(path: Path) -> np.ndarray:
-    """Decode an image file to uint8 RGB; raises ValueError when it cannot be read."""
-    import cv2
-
-    data = np.fromfile(str(path), dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise ValueError("unreadable image")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 # --- detection workers -------------------------------------------------------------------
@@ -60,8 +50,9 @@ def _init_detector(model_path: str | None) -> None:
 def _detect_file(path: str, detector: LandmarkDetector | None = None) -> CachedDetection:
     try:
         image = read_image_rgb(Path(path))
-    except (ValueError, OSError):
-        return CachedDetection(None, "unreadable image")
+    except (ValueError, OSError) as error:
+        reason = str(error)  # the report counts skips by the words before the first colon
+        return CachedDetection(None, reason if reason.startswith("unreadable image") else f"unreadable image: {reason}")
     faces = (detector or _detector).detect(image)
     if not faces:
         return CachedDetection(None, "no face found", image.shape[:2])
@@ -87,13 +78,17 @@ def detect_all(paths: list[Path], cache: LandmarkCache, workers: int, model_path
             pool = None
         else:
             local = None
-            pool = multiprocessing.get_context("spawn").Pool(workers, _init_detector, (str(model_path) if model_path else None,))
-            outputs = pool.imap(_detect_file, map(str, todo), chunksize=8)
+            pool = worker_pool(workers, _init_detector, (str(model_path) if model_path else None,))
+            outputs = pool.imap(guarded(_detect_file), map(str, todo), chunksize=8)
         try:
             for path, detection in zip(todo, outputs):
                 cache.put(path, detection)
                 results[path] = detection
                 advance()
+        except BaseException:
+            if pool is not None:
+                pool.terminate()  # do not wait for the rest of the queue on an error or Ctrl-C
+            raise
         finally:
             if local is not None:
                 local.close()
@@ -125,6 +120,39 @@ def usable_face(record: FaceRecord, detection: CachedDetection, scenario: Scenar
     except (ValueError, KeyError) as error:
         return f"race taxonomy mismatch: {error}"
     return PoolFace(record, age_bin, record.gender, race, reuse_unlimited)
+
+
+def find_identical(faces: list[PoolFace]) -> list[dict]:
+    """Groups of usable faces whose image files are byte-identical, with `conflict` when their labels differ.
+
+    One photo under two labels is label noise the model cannot learn from, and copies under two
+    ids can land in different splits. Only files of equal size are hashed, so this costs a stat
+    per face plus a read of the rare size collisions.
+    """
+    by_size: dict[int, list[PoolFace]] = {}
+    for face in faces:
+        try:
+            by_size.setdefault(face.record.path.stat().st_size, []).append(face)
+        except OSError:
+            continue
+    groups: dict[str, list[PoolFace]] = {}
+    for same_size in by_size.values():
+        if len(same_size) < 2:
+            continue
+        for face in same_size:
+            try:
+                digest = hashlib.sha256(face.record.path.read_bytes()).hexdigest()
+            except OSError:
+                continue
+            groups.setdefault(digest, []).append(face)
+    found = []
+    for digest, members in groups.items():
+        if len(members) < 2:
+            continue
+        labels = [f"age {m.record.age:g}, {m.gender}, {m.race}" for m in members]
+        found.append({"sha256": digest[:16], "files": [str(m.record.path) for m in members], "labels": labels,
+                      "conflict": len(set(labels)) > 1})
+    return sorted(found, key=lambda group: (not group["conflict"], group["files"]))
 
 
 def build_pool(scenario: Scenario, sources: list[SourceSpec], cache: LandmarkCache, workers: int,
@@ -160,4 +188,5 @@ def build_pool(scenario: Scenario, sources: list[SourceSpec], cache: LandmarkCac
             else:
                 faces.append(verdict)
                 landmarks.append(detection.face)
+    report.identical_photos = find_identical(faces)
     return faces, landmarks, report

@@ -9,6 +9,7 @@ what it was trained on. An unreadable image or one without a face gives an entry
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -34,12 +35,21 @@ def image_files(inputs: list[Path]) -> Iterator[Path]:
 
 def read_rgb(path: Path) -> np.ndarray:
     """An RGB uint8 image; ValueError with the reason when it cannot be read."""
+    from synthface.images import read_image_rgb
+
     if not path.is_file():
         raise ValueError("file not found")
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError("not a readable image")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return read_image_rgb(path)
+
+
+@dataclass
+class FaceResult:
+    """One face as the model saw it: the JSON entry `predict` prints, the aligned crop fed to the
+    model, and its spatial attention map (h x w in [0, 1]; None for a model trained without attention)."""
+
+    entry: dict
+    crop: np.ndarray
+    attention: np.ndarray | None
 
 
 class FacePredictor:
@@ -62,6 +72,10 @@ class FacePredictor:
 
     def predict(self, rgb: np.ndarray, all_faces: bool = True) -> list[dict]:
         """Per detected face (largest first): box, age, and label + probabilities per head."""
+        return [found.entry for found in self.explain(rgb, all_faces)]
+
+    def explain(self, rgb: np.ndarray, all_faces: bool = True) -> list[FaceResult]:
+        """`predict`'s entries with what the model saw: each face's aligned crop and its attention map."""
         import torch
 
         from synthface.align import align_face
@@ -76,6 +90,7 @@ class FacePredictor:
         batch = torch.stack([self.transform(image=crop)["image"] for crop in crops]).to(self.device)
         with torch.inference_mode():
             outputs = self.model(batch)
+        attention = outputs.get("attention")
         results = []
         for index, face in enumerate(faces):
             entry: dict = {
@@ -90,7 +105,8 @@ class FacePredictor:
                     "label": names[int(probabilities.argmax())],
                     "probabilities": {name: round(float(p), 4) for name, p in zip(names, probabilities)},
                 }
-            results.append(entry)
+            face_attention = attention[index, 0].float().cpu().numpy() if attention is not None else None
+            results.append(FaceResult(entry, crops[index], face_attention))
         return results
 
 
@@ -102,7 +118,7 @@ def annotate(rgb: np.ndarray, faces: list[dict]) -> np.ndarray:
     thickness = max(1, int(round(font_scale * 2)))
     for face in faces:
         x0, y0, x1, y1 = (int(round(v)) for v in face["box"])
-        colour = (255, 140, 0) if face["mask"]["label"] == "masked" else (40, 200, 80)
+        colour = (40, 200, 80) if face["mask"]["label"] in ("unmasked", "none") else (255, 140, 0)
         cv2.rectangle(canvas, (x0, y0), (x1, y1), colour, thickness + 1)
 
         def top(head: str) -> str:

@@ -11,11 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, Optional, Sequence, Union
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from synthface.errors import describe_problems, validation_problems
+from synthface.errors import UserError, describe_problems, validation_problems
 from synthface.paths import bundled_dir
+from synthface.yamlio import YamlError, load_yaml_file
 
 WEAR_STYLES: tuple[str, ...] = ("proper", "nose_exposed", "chin", "strap_loose")
 PATTERNS: tuple[str, ...] = ("plain", "stripes", "dots", "checks", "floral")
@@ -24,7 +24,7 @@ PALETTES_FILE = "palettes.yaml"
 Point = tuple[float, float]
 
 
-class MaskDefinitionError(ValueError):
+class MaskDefinitionError(UserError, ValueError):
     """A mask definition or palette file is invalid; the message names the file and the key."""
 
 
@@ -36,7 +36,7 @@ class Pleats(_Strict):
     """Horizontal pleats (surgical masks): folds that open over the face and gather at the side bindings."""
 
     kind: Literal["pleats"]
-    count: int = Field(3, ge=1, le=8, description="Number of folds.")
+    count: int = Field(3, ge=1, le=8, strict=True, description="Number of folds.")
     top: float = Field(0.45, description="Face-space y of the first fold on the midline.")
     bottom: float = Field(1.45, description="Face-space y of the last fold on the midline.")
     gather: float = Field(0.35, ge=0, le=1, description="How much folds converge toward the mask's top/bottom centre at the sides (0: parallel).")
@@ -146,7 +146,7 @@ class MaskDefinition(_Strict):
     description: str = Field("", description="One line for `synthface masks list`.")
     is_mask: bool = Field(True, description="False for confusers (scarf, hand...): labelled mask=0, occluder=<name>.")
     wear_styles: list[Literal["proper", "nose_exposed", "chin", "strap_loose"]] = Field(
-        description="Wear styles this type supports; strap_loose only for two-strap types.")
+        description="Wear styles this type supports; strap_loose only for types with straps (head_straps or ear_loops).")
     outline: list[Point] = Field(
         min_length=3,
         description="Right half of the outline (x >= 0) in face units, from the top centre to the bottom centre; mirrored.")
@@ -218,10 +218,9 @@ class MaskDefinition(_Strict):
 
 def _read_yaml(file: Path) -> object:
     try:
-        with open(file, encoding="utf-8") as handle:
-            return yaml.safe_load(handle)
-    except yaml.YAMLError as error:
-        raise MaskDefinitionError(f"{file}: not valid YAML: {error}") from None
+        return load_yaml_file(file, "mask definition (YAML)")
+    except YamlError as error:
+        raise MaskDefinitionError(str(error)) from None
 
 
 def load_definition(file: Path) -> MaskDefinition:
