@@ -29,8 +29,8 @@ from realism_gallery import aligned_face  # noqa: E402
 
 from synthface import facemesh  # noqa: E402
 from synthface.foreground import detect_foreground  # noqa: E402
-from synthface.landmarks import LandmarkDetector  # noqa: E402
 from synthface.images import read_image_rgb  # noqa: E402
+from synthface.landmarks import LandmarkDetector  # noqa: E402
 
 
 def draw_object(image: np.ndarray, points: np.ndarray, kind: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
