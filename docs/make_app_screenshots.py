@@ -23,6 +23,12 @@ IMAGES = Path(__file__).resolve().parent / "images"
 TIMEOUT_MS = 120_000
 
 
+def idle(page) -> None:
+    """Wait until the page's rerun is over (Streamlit shows its status widget while a script runs)."""
+    page.wait_for_timeout(300)
+    expect(page.locator("[data-testid='stStatusWidget']")).to_have_count(0, timeout=TIMEOUT_MS)
+
+
 def choose(page, label: str, option: str) -> None:
     field = page.locator("[data-testid='stSelectbox'], [data-testid='stMultiSelect']").filter(
         has=page.get_by_text(label, exact=True)).locator("input")
@@ -30,6 +36,7 @@ def choose(page, label: str, option: str) -> None:
     field.click()
     page.get_by_role("option", name=option, exact=True).click()
     page.keyboard.press("Escape")
+    idle(page)
 
 
 def make_inputs(folder: Path) -> tuple[Path, Path, list[Path]]:
@@ -106,8 +113,11 @@ def shoot_predict(page, url: str, photos: list[Path]) -> None:
     page.get_by_text("Model: untrained.pt").wait_for()
     page.locator("[data-testid='stFileUploader'] input[type='file']").nth(1).set_input_files([str(p) for p in photos])
     expect(page.get_by_text("attention map (red = weighted most)")).to_have_count(2)
+    page.set_viewport_size({"width": 1400, "height": 1500})  # Streamlit scrolls inside the page: show the first face whole
+    page.get_by_role("heading", name="astronaut.jpg").evaluate("(element) => element.scrollIntoView({block: 'start'})")
     page.wait_for_timeout(1500)
-    page.screenshot(path=str(IMAGES / "app_predict.png"), full_page=True)
+    page.screenshot(path=str(IMAGES / "app_predict.png"))
+    page.set_viewport_size({"width": 1400, "height": 1050})
 
 
 def shoot_browser(page, url: str) -> None:

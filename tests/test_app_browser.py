@@ -75,6 +75,12 @@ def page(browser):
     context.close()
 
 
+def idle(page) -> None:
+    """Wait until the page's rerun is over (Streamlit shows its status widget while a script runs)."""
+    page.wait_for_timeout(300)
+    expect(page.locator("[data-testid='stStatusWidget']")).to_have_count(0, timeout=TIMEOUT_MS)
+
+
 def choose(page, label: str, option: str) -> None:
     """Pick `option` in the Streamlit selectbox or multiselect labelled `label`."""
     field = page.locator("[data-testid='stSelectbox'], [data-testid='stMultiSelect']").filter(
@@ -82,7 +88,8 @@ def choose(page, label: str, option: str) -> None:
     expect(field).to_have_count(1, timeout=TIMEOUT_MS)  # a widget of the previous run may linger until the rerun finishes
     field.click()
     page.get_by_role("option", name=option, exact=True).click()
-    page.keyboard.press("Escape")  # a multiselect stays open (and hides the rest of the page from the accessibility tree)
+    page.keyboard.press("Escape")
+    idle(page)  # a multiselect stays open (and hides the rest of the page from the accessibility tree)
 
 
 def test_studio_masks_an_uploaded_photo_and_redraws_when_the_mask_type_changes(server, page, astronaut, tmp_path):
