@@ -7,13 +7,13 @@ list it: silent drops are how label noise creeps into datasets.
 
 from __future__ import annotations
 
+import hashlib
 import signal
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
+from synthface.images import read_image_rgb
 from synthface.landmarks import CachedDetection, FaceLandmarks, LandmarkCache, LandmarkDetector
 from synthface.plan import PoolFace
 from synthface.progress import progress_bar
@@ -31,48 +31,10 @@ class PoolReport:
     n_detected: int = 0
     n_multi_face: int = 0
     skipped: list[SkippedInput] = field(default_factory=list)
+    identical_photos: list[dict] = field(default_factory=list)  # groups of byte-identical usable photos, see find_identical
 
     def reasons(self) -> dict[str, int]:
         return dict(Counter(item.reason.split(":")[0] for item in self.skipped).most_common())
-
-
-def read_image_rgb(path: Path) -> np.ndarray:
-    """Decode an image file to uint8 RGB; raises ValueError when it cannot be read."""
-    return decode_image_rgb(np.fromfile(str(path), dtype=np.uint8).tobytes())
-
-
-def decode_image_rgb(data: bytes, max_pixels: int | None = None) -> np.ndarray:
-    """Decode image bytes (an upload, a file's contents) to uint8 RGB.
-
-    With `max_pixels`, the size is read from the header first and a larger image is refused
-    before its pixels are decoded (a small file can hold a huge PNG or JPEG). Raises
-    ValueError saying why: empty, not an image, or too large.
-    """
-    import io
-
-    import cv2
-    from PIL import Image, UnidentifiedImageError
-
-    if not data:
-        raise ValueError("empty file")
-    if max_pixels is not None:
-        try:
-            with Image.open(io.BytesIO(data)) as header:  # reads the header only
-                width, height = header.size
-        except Image.DecompressionBombError:  # Pillow's own guard: far beyond any sensible limit
-            raise ValueError(f"image too large: over {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels, "
-                             f"the limit is {max_pixels / 1e6:.0f}") from None
-        except (UnidentifiedImageError, OSError):
-            width = height = 0  # a format Pillow does not know: OpenCV may, and its pixels are checked below
-        if width * height > max_pixels:
-            raise ValueError(f"image too large: {width}x{height} px is {width * height / 1e6:.0f} megapixels, "
-                             f"the limit is {max_pixels / 1e6:.0f}")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError("unreadable image")
-    if max_pixels is not None and image.shape[0] * image.shape[1] > max_pixels:
-        raise ValueError(f"image too large: {image.shape[1]}x{image.shape[0]} px, the limit is {max_pixels / 1e6:.0f} megapixels")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 # --- detection workers -------------------------------------------------------------------
@@ -88,8 +50,9 @@ def _init_detector(model_path: str | None) -> None:
 def _detect_file(path: str, detector: LandmarkDetector | None = None) -> CachedDetection:
     try:
         image = read_image_rgb(Path(path))
-    except (ValueError, OSError):
-        return CachedDetection(None, "unreadable image")
+    except (ValueError, OSError) as error:
+        reason = str(error)  # the report counts skips by the words before the first colon
+        return CachedDetection(None, reason if reason.startswith("unreadable image") else f"unreadable image: {reason}")
     faces = (detector or _detector).detect(image)
     if not faces:
         return CachedDetection(None, "no face found", image.shape[:2])
@@ -159,6 +122,39 @@ def usable_face(record: FaceRecord, detection: CachedDetection, scenario: Scenar
     return PoolFace(record, age_bin, record.gender, race, reuse_unlimited)
 
 
+def find_identical(faces: list[PoolFace]) -> list[dict]:
+    """Groups of usable faces whose image files are byte-identical, with `conflict` when their labels differ.
+
+    One photo under two labels is label noise the model cannot learn from, and copies under two
+    ids can land in different splits. Only files of equal size are hashed, so this costs a stat
+    per face plus a read of the rare size collisions.
+    """
+    by_size: dict[int, list[PoolFace]] = {}
+    for face in faces:
+        try:
+            by_size.setdefault(face.record.path.stat().st_size, []).append(face)
+        except OSError:
+            continue
+    groups: dict[str, list[PoolFace]] = {}
+    for same_size in by_size.values():
+        if len(same_size) < 2:
+            continue
+        for face in same_size:
+            try:
+                digest = hashlib.sha256(face.record.path.read_bytes()).hexdigest()
+            except OSError:
+                continue
+            groups.setdefault(digest, []).append(face)
+    found = []
+    for digest, members in groups.items():
+        if len(members) < 2:
+            continue
+        labels = [f"age {m.record.age:g}, {m.gender}, {m.race}" for m in members]
+        found.append({"sha256": digest[:16], "files": [str(m.record.path) for m in members], "labels": labels,
+                      "conflict": len(set(labels)) > 1})
+    return sorted(found, key=lambda group: (not group["conflict"], group["files"]))
+
+
 def build_pool(scenario: Scenario, sources: list[SourceSpec], cache: LandmarkCache, workers: int,
                model_path: Path | None = None, quiet: bool = False) -> tuple[list[PoolFace], list[FaceLandmarks], PoolReport]:
     """Read the sources, detect landmarks, and split records into usable faces and skipped inputs.
@@ -192,4 +188,5 @@ def build_pool(scenario: Scenario, sources: list[SourceSpec], cache: LandmarkCac
             else:
                 faces.append(verdict)
                 landmarks.append(detection.face)
+    report.identical_photos = find_identical(faces)
     return faces, landmarks, report

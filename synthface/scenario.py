@@ -23,6 +23,8 @@ from synthface.taxonomy import GENDERS, RACE_TAXONOMIES, age_bin_label
 from synthface.yamlio import YamlError, load_yaml_file
 
 WEIGHT_TOLERANCE = 1e-3
+# A scenario name becomes a folder and every file name of its dataset: no '/', no '..', no spaces.
+SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 # Bounds of every count. A plan holds ~1-2 KB per sample in memory (1M samples: ~25 s and ~2 GB to
 # plan), far beyond any real pool: UTKFace x max_reuse 5 is 115k samples, FairFace's 97k faces 485k.
 MAX_SAMPLES = 1_000_000
@@ -99,6 +101,14 @@ class AgeTarget(Strict):
     )
     weights: Union[Literal["uniform", "source"], list[float]] = Field("uniform", description="One weight per bin, 'uniform' or 'source'.")
     range: tuple[StrictInt, StrictInt] | None = Field(None, description="Shorthand for a single bin [low, high].")
+
+    @field_validator("bins", mode="before")
+    @classmethod
+    def _bins_are_a_list(cls, bins: object) -> object:
+        if isinstance(bins, dict):  # a natural guess ({18-29: 0.5, ...}) that pydantic would only call "not a list"
+            raise ValueError("expected a list of [low, high] pairs with the weights apart, e.g. "
+                             "bins: [[0, 17], [18, 29]] and weights: [0.5, 0.5]; got a mapping")
+        return bins
 
     @model_validator(mode="after")
     def _check(self) -> "AgeTarget":
@@ -190,6 +200,13 @@ class MaskConfig(Strict):
         "counted and replaced from the pool (a chin-worn mask covers far less than a proper one). Styles left out keep their default.",
     )
     write_occlusion: bool = Field(True, description="Write occlusion/<sample_id>.png maps of the covered pixels.")
+    keep_foreground: bool = Field(
+        True,
+        description="Look for objects in front of the lower face in the source photo (a microphone, a cup, a toy, a "
+        "coloured strand): a mask or confuser goes behind a small one (it stays on top); a face where they cover more "
+        "than 30% of the lower face or half the lips is skipped as 'lower face occluded' (a fit failure, replaced from "
+        "the pool). The share found is the `foreground_fraction` column. false: draw over whatever is there.",
+    )
     binary_label: Literal["covers_mouth", "worn", "worn_correctly"] = Field(
         "covers_mouth",
         description="What the binary `mask` column says of a worn mask. 'covers_mouth' (default): 1 when the mask covers "
@@ -266,7 +283,11 @@ class Balance(Strict):
 
 
 class Scenario(Strict):
-    name: str = Field(..., description="Dataset name; also names the default output folder.")
+    name: str = Field(
+        ..., min_length=1, max_length=64, pattern=SAFE_NAME,
+        description="Dataset name: letters, digits, '.', '_' and '-', starting with a letter or digit (at most 64). "
+        "It names the default output folder (out/<name>) and every sample id, so it can hold no path.",
+    )
     description: str = Field("", description="Free text for people.")
     seed: int = Field(
         0, ge=0, le=MAX_SEED, strict=True, description="Seed of every random draw: same scenario and seed give the same bytes."

@@ -23,14 +23,14 @@ def evaluate(
     out: Path = typer.Option(..., "--out", "-o", help="Report folder: metrics.json, predictions.csv, report.md, plots/."),
     split: str = typer.Option("test", "--split", help="Which split of the dataset to evaluate (train, val or test)."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
-    batch_size: int = typer.Option(64, "--batch-size", "-b", min=1, help="Images per forward pass."),
-    workers: int = typer.Option(2, "--workers", "-w", min=0, help="Image-decoding worker processes (0 = in the main process)."),
-    gradcam_samples: int = typer.Option(256, "--gradcam-samples", min=0,
+    batch_size: int = typer.Option(64, "--batch-size", "-b", min=1, max=4096, help="Images per forward pass."),
+    workers: int = typer.Option(2, "--workers", "-w", min=0, max=256, help="Image-decoding worker processes (0 = in the main process)."),
+    gradcam_samples: int = typer.Option(256, "--gradcam-samples", min=0, max=100_000,
                                         help="Faces explained with Grad-CAM (masked faces first); 0 skips Grad-CAM."),
-    bootstrap: int = typer.Option(1000, "--bootstrap", min=100, help="Bootstrap resamples for the paired-drop confidence interval."),
+    bootstrap: int = typer.Option(1000, "--bootstrap", min=100, max=10_000, help="Bootstrap resamples for the paired-drop confidence interval."),
     min_group_size: int = typer.Option(10, "--min-group-size", min=1,
                                        help="Groups smaller than this are shown but left out of the max - min disparity."),
-    grid_size: int = typer.Option(12, "--grid-size", min=0, help="Faces in the attention-map grid (half correct, half wrong)."),
+    grid_size: int = typer.Option(12, "--grid-size", min=0, max=400, help="Faces in the attention-map grid (half correct, half wrong)."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Draw the PNG figures (off: metrics and report.md only)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
@@ -48,6 +48,8 @@ def evaluate(
     warning = overlap_warning(summary)
     if warning:
         print_warning(warning)
+    if summary.get("note"):
+        console.print(f"[yellow]note:[/yellow] {summary['note']}", highlight=False)
     if not quiet:
         text = (out / REPORT_MD).read_text()
         console.print(Markdown(text.split("## Classification heads")[0]), soft_wrap=False)
@@ -62,11 +64,11 @@ def compare(
                                                 "(default: the dataset with no masked rows)."),
     split: str = typer.Option("test", "--split", help="Which split of each dataset to evaluate."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
-    batch_size: int = typer.Option(64, "--batch-size", "-b", min=1, help="Images per forward pass."),
-    workers: int = typer.Option(2, "--workers", "-w", min=0, help="Image-decoding worker processes (0 = in the main process)."),
-    gradcam_samples: int = typer.Option(0, "--gradcam-samples", min=0,
+    batch_size: int = typer.Option(64, "--batch-size", "-b", min=1, max=4096, help="Images per forward pass."),
+    workers: int = typer.Option(2, "--workers", "-w", min=0, max=256, help="Image-decoding worker processes (0 = in the main process)."),
+    gradcam_samples: int = typer.Option(0, "--gradcam-samples", min=0, max=100_000,
                                         help="Faces explained with Grad-CAM per scenario (0 = off; attention share is always measured)."),
-    bootstrap: int = typer.Option(1000, "--bootstrap", min=100, help="Bootstrap resamples for paired-drop intervals."),
+    bootstrap: int = typer.Option(1000, "--bootstrap", min=100, max=10_000, help="Bootstrap resamples for paired-drop intervals."),
     min_group_size: int = typer.Option(10, "--min-group-size", min=1, help="Smallest group counted in disparities."),
     full_reports: bool = typer.Option(False, "--full-reports/--no-full-reports",
                                       help="Also write each scenario's report.md and plots (as `evaluate` does)."),
@@ -85,6 +87,8 @@ def compare(
                     min_group_size=min_group_size, full_reports=full_reports, progress=not quiet)
     for warning in seen_face_warnings(table):
         print_warning(warning)
+    for note in dict.fromkeys(table["note"][table["note"].astype(bool)]):
+        console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
     if not quiet:
         console.print(Markdown((out / COMPARISON_MD).read_text().split("![")[0].split("## Metrics")[-1]), soft_wrap=False)
     console.print(f"comparison written to {out / COMPARISON_MD}")

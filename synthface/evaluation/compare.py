@@ -19,6 +19,7 @@ from synthface.errors import UserError
 from synthface.evaluation import plots
 from synthface.evaluation.metrics import HEADLINE_METRICS, lower_is_better, metric_label
 from synthface.evaluation.report import fmt, markdown_table
+from synthface.paths import inside, safe_component
 
 COMPARISON_CSV = "comparison.csv"
 COMPARISON_MD = "comparison.md"
@@ -67,7 +68,7 @@ def split_paths(paths: list[Path]) -> tuple[list[Path], list[Path]]:
 def scenario_row(model: str, summary: dict) -> dict:
     """The comparison row of one evaluation summary (see evaluate.summarise)."""
     row = {"model": model, "scenario": summary["scenario"], "dataset": summary["dataset"],
-           "n": summary["n_samples"], "n_masked": summary["n_masked"],
+           "n": summary["n_samples"], "n_masked": summary["n_masked"], "note": summary.get("note") or "",
            "trained_faces": summary["trained_on"]["faces"], "trained_samples": summary["trained_on"]["samples"]}
     for metric in TABLE_METRICS:
         row[metric] = summary["headline"].get(metric, np.nan)
@@ -136,6 +137,8 @@ def write_comparison(out: Path, table: pd.DataFrame, baselines: dict[str, str | 
     for model, base in baselines.items():
         lines.append(f"- {model}: baseline "
                      + (f"`{base}`" if base else "none (no scenario without masks; pass --baseline)"))
+    for _, row in table[table["note"].astype(bool)].iterrows() if "note" in table.columns else []:
+        lines.append(f"- note ({row['model']}, {row['scenario']}): {row['note']}")
     lines += ["", "## Metrics", "", markdown_table(
         [*keys, "n", "masked", *(metric_label(m) for m in TABLE_METRICS)],
         [[*(row[k] for k in keys), int(row["n"]), int(row["n_masked"]), *(row[m] for m in TABLE_METRICS)]
@@ -201,7 +204,8 @@ def compare(
                 progress=progress,
             )
             summary["scenario"] = scenario
-            folder = out / name.replace("/", "_").replace(":", "_") / scenario
+            # The scenario name comes from the dataset's scenario.yaml: a folder name, never a path.
+            folder = inside(out, safe_component(name), safe_component(scenario))
             write_outputs(folder, summary, found, Path(data), grid_size=12 if full_reports else 0, make_plots=full_reports)
             rows.append(scenario_row(name, summary))
         del model

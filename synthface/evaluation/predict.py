@@ -35,12 +35,11 @@ def image_files(inputs: list[Path]) -> Iterator[Path]:
 
 def read_rgb(path: Path) -> np.ndarray:
     """An RGB uint8 image; ValueError with the reason when it cannot be read."""
+    from synthface.images import read_image_rgb
+
     if not path.is_file():
         raise ValueError("file not found")
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError("not a readable image")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return read_image_rgb(path)
 
 
 @dataclass
@@ -119,7 +118,7 @@ def annotate(rgb: np.ndarray, faces: list[dict]) -> np.ndarray:
     thickness = max(1, int(round(font_scale * 2)))
     for face in faces:
         x0, y0, x1, y1 = (int(round(v)) for v in face["box"])
-        colour = (255, 140, 0) if face["mask"]["label"] == "masked" else (40, 200, 80)
+        colour = (40, 200, 80) if face["mask"]["label"] in ("unmasked", "none") else (255, 140, 0)
         cv2.rectangle(canvas, (x0, y0), (x1, y1), colour, thickness + 1)
 
         def top(head: str) -> str:
