@@ -42,7 +42,7 @@ def generate(
     n_samples: Optional[int] = typer.Option(None, "--n-samples", "-n", help="Number of samples; overrides the scenario's n_samples."),
     source: list[str] = typer.Option([], "--source", help="Face pool as KIND:PATH (utkface, fairface, table) or 'demo'; repeatable; replaces the scenario's sources."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed; overrides the scenario's seed."),
-    workers: int = typer.Option(0, "--workers", "-w", help="Worker processes for detection and rendering; 0 = all cores."),
+    workers: int = typer.Option(0, "--workers", "-w", min=0, max=256, help="Worker processes for detection and rendering; 0 = all cores."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Detect and plan, print the balance report, render nothing."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --out without redoing finished samples."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Delete what a previous run left in --out and start again."),

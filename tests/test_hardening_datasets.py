@@ -5,6 +5,7 @@ files that respect the umask."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -308,3 +309,95 @@ def test_atomically_written_files_follow_the_umask(tmp_path, umask, mode):
         os.umask(previous)
     for name in ("report.json", METADATA_CSV, METADATA_PARQUET, "best.pt"):
         assert (tmp_path / name).stat().st_mode & 0o777 == mode, name
+
+
+# --- 6. hostile pools: link loops, huge headers, decompression bombs are skipped and reported ---------------------
+
+
+def png_bytes(width: int, height: int, rows: bytes | None = None) -> bytes:
+    """A 1-bit greyscale PNG of width x height; `rows` (the raw scanlines) default to all black.
+    With rows=b"" the header claims the size but no pixel data follows."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    if rows is None:
+        line = b"\0" * (1 + (width + 7) // 8)
+        packer = zlib.compressobj(9)
+        rows = b"".join(packer.compress(line) for _ in range(height)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+
+
+def test_the_image_reader_refuses_huge_headers_and_bombs_before_decoding(tmp_path):
+    """Issue 10.6: a PNG claiming 60000x60000 raised an uncaught cv2.error; big images decoded to gigabytes."""
+    from synthface.images import MAX_IMAGE_PIXELS, read_image_rgb
+
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(png_bytes(60000, 60000, rows=b""))
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_bytes(9000, 9000))  # a small file that would decode to 81 megapixels
+    assert bomb.stat().st_size < 200_000 and 9000 * 9000 > MAX_IMAGE_PIXELS
+    for path in (huge, bomb):
+        with pytest.raises(ValueError, match="image too large"):
+            read_image_rgb(path)
+    (tmp_path / "text.jpg").write_text("not an image")
+    with pytest.raises(ValueError, match="unreadable image"):
+        read_image_rgb(tmp_path / "text.jpg")
+    fine = tmp_path / "fine.png"
+    fine.write_bytes(png_bytes(40, 30))
+    assert read_image_rgb(fine).shape == (30, 40, 3)
+
+
+def hostile_pool(root: Path, face: Path) -> Path:
+    """A UTKFace folder with one real face and every kind of trap."""
+    import shutil
+
+    root.mkdir()
+    shutil.copy(face, root / "35_1_0_20170101000001.jpg")
+    (root / "nested").mkdir()
+    shutil.copy(face, root / "nested" / "36_1_0_20170101000002.jpg")
+    os.symlink(root, root / "self")  # a folder link to itself
+    os.symlink(root, root / "nested" / "parent")  # a link to a folder above
+    os.symlink(root / "loop_b", root / "loop_a")  # a loop of links
+    os.symlink(root / "loop_a", root / "loop_b")
+    os.symlink(root / "nowhere", root / "40_0_0_20170101000003.jpg")  # a broken link
+    (root / "50_0_1_20170101000004.png").write_bytes(png_bytes(60000, 60000, rows=b""))
+    (root / "51_0_1_20170101000005.png").write_bytes(png_bytes(9000, 9000))
+    return root
+
+
+def test_a_utkface_scan_skips_and_reports_link_loops(tmp_path):
+    from synthface.sources.base import SourceSpec
+    from synthface.sources.utkface import load_utkface
+
+    root = hostile_pool(tmp_path / "pool", Path(__file__).parent.parent / "synthface" / "sources" / "demo.py")
+    scan = load_utkface(SourceSpec(kind="utkface", path=root))
+    assert sorted(r.source_id for r in scan.records) == [
+        "utkface:35_1_0_20170101000001.jpg", "utkface:50_0_1_20170101000004.png",
+        "utkface:51_0_1_20170101000005.png", "utkface:nested/36_1_0_20170101000002.jpg"]
+    reasons = {Path(s.path).name: s.reason for s in scan.skipped}
+    assert reasons["self"].startswith("folder link loop") and reasons["parent"].startswith("folder link loop")
+    for name in ("loop_a", "loop_b"):
+        assert reasons[name].startswith("looping link"), reasons
+    assert reasons["40_0_0_20170101000003.jpg"] == "broken link: points to a missing file"
+
+
+@pytest.mark.slow
+def test_generate_on_a_hostile_pool_skips_each_trap_and_reports_it(cli, tmp_path, astronaut):
+    from PIL import Image
+
+    photo = tmp_path / "face.jpg"
+    Image.fromarray(astronaut).save(photo)
+    root = hostile_pool(tmp_path / "pool", photo)
+    scenario = demo_scenario(tmp_path, sources=[{"kind": "utkface", "path": str(root)}], n_samples=2)
+    result = cli(["generate", scenario, "--out", tmp_path / "out", "--workers", "1", "--quiet"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    reasons = {Path(s["path"]).name: s["reason"] for s in report["pool"]["skipped"]}
+    assert reasons["50_0_1_20170101000004.png"].startswith("unreadable image: image too large: over 179 megapixels, the limit is 50")
+    assert reasons["51_0_1_20170101000005.png"].startswith("unreadable image: image too large: 9000x9000 px is 81 megapixels, the limit is 50")
+    assert reasons["self"].startswith("folder link loop") and reasons["loop_a"].startswith("looping link")
+    assert report["pool"]["usable_faces"] == 2
