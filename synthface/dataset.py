@@ -69,6 +69,7 @@ COLUMNS: dict[str, str] = {
     "head_roll": "float64",
     "source_faces": "int64",  # faces found in the source photo; the largest is used
     "crop_margin": "float64",  # context kept around the face oval per side (faces.crop_margin, less where the photo lacks it)
+    "foreground_fraction": "float64",  # share of the lower face hidden by an object in front in the photo (mask drawn behind it)
     "seed": "int64",
 }
 REQUIRED_FOR_TRAINING = ("file_name", "split", "age", "gender", "race", "race_taxonomy", "mask")
@@ -218,6 +219,14 @@ def read_split(root: Path, split: str) -> tuple[pd.DataFrame, str]:
     if part.empty:
         found = sorted(table["split"].dropna().unique())
         raise DatasetError(f"{root}: split {split!r} has no rows (splits present: {found})")
+    from synthface.paths import UnsafePathError, inside
+
+    for column in ("file_name", "occlusion_file"):  # a table is data: it may not point outside its dataset
+        for name in part[column].dropna() if column in part.columns else ():
+            try:
+                inside(root, str(name))
+            except UnsafePathError as error:
+                raise DatasetError(f"{root}: metadata {column} {name!r} is outside the dataset folder ({error})") from None
     missing = [name for name in part["file_name"] if not (root / name).is_file()]
     if missing:
         raise DatasetError(f"{root}: {len(missing)} image file(s) listed in the metadata do not exist, e.g. {missing[:3]}")

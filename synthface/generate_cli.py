@@ -57,6 +57,7 @@ def generate(
 
     from synthface.generate import GenerateOptions, run_generate
     from synthface.maskfit import MaskLibrary
+    from synthface.paths import inside
     from synthface.report import render_markdown
     from synthface.scenario import load_scenario
     from synthface.sources.base import parse_source_arg
@@ -69,7 +70,7 @@ def generate(
                 overrides["sources"] = [parse_source_arg(text).model_dump(mode="json", exclude_none=True) for text in source]
             library = MaskLibrary.load(masks)
             loaded, path = load_scenario(scenario, overrides, mask_library=library)
-            target = out or Path("out") / loaded.name
+            target = out or inside(Path("out"), loaded.name)
             options = GenerateOptions(
                 out=target, workers=workers, dry_run=dry_run, resume=resume, overwrite=overwrite,
                 shard=parse_shard(shard), mask_dirs=tuple(masks), landmarker=landmarker, cache_dir=cache_dir, quiet=quiet,

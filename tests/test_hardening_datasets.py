@@ -401,3 +401,74 @@ def test_generate_on_a_hostile_pool_skips_each_trap_and_reports_it(cli, tmp_path
     assert reasons["51_0_1_20170101000005.png"].startswith("unreadable image: image too large: 9000x9000 px is 81 megapixels, the limit is 50")
     assert reasons["self"].startswith("folder link loop") and reasons["loop_a"].startswith("looping link")
     assert report["pool"]["usable_faces"] == 2
+
+
+# --- 11. nothing derived from data is written outside its folder ------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["../../../tmp/escaped", "/abs/name", "a/b", "..", ".hidden", "with space", ""])
+def test_scenario_names_that_are_not_plain_names_are_refused(name):
+    """Issue 10.11: `name: ../../../tmp/escaped` named the output folder and every sample file."""
+    from synthface.scenario import ScenarioError
+
+    with pytest.raises(ScenarioError, match="name"):
+        parse_scenario({**BASE, "name": name}, check_paths=False)
+
+
+def test_bundled_scenario_names_stay_valid():
+    for name in BUNDLED:
+        assert load_scenario(name)[0].name == name
+
+
+def test_inside_refuses_dotdot_absolute_and_symlinks_out(tmp_path):
+    from synthface.paths import UnsafePathError, inside
+
+    root = tmp_path / "out"
+    (root / "images").mkdir(parents=True)
+    assert inside(root, "images/a.jpg") == root / "images" / "a.jpg"
+    assert inside(root, "images/../b.jpg") == root / "images/../b.jpg"  # stays inside: allowed
+    (tmp_path / "elsewhere").mkdir()
+    os.symlink(tmp_path / "elsewhere", root / "link")
+    for bad in ("../escaped.jpg", "images/../../escaped.jpg", "/etc/passwd", str(tmp_path / "x.jpg"), "link/x.jpg"):
+        with pytest.raises(UnsafePathError):
+            inside(root, bad)
+
+
+def test_merge_does_not_trust_paths_in_shard_metadata(tmp_path):
+    """A shard whose metadata lists ../ or absolute paths must not copy files from or to outside."""
+    import json as jsonlib
+
+    from synthface.dataset import read_metadata, write_metadata
+    from synthface.generate import RUN_DIR, RUN_INFO, GenerateError, merge_shards
+    from synthface.testing import make_tiny_dataset
+
+    shard = make_tiny_dataset(tmp_path / "shard", n_per_split=1, image_size=32)
+    (shard / RUN_DIR).mkdir()
+    (shard / RUN_DIR / RUN_INFO).write_text(jsonlib.dumps({"scenario": "t", "plan": "p", "shard": [1, 1]}))
+    (tmp_path / "secret.jpg").write_text("outside the shard")
+    for hostile in ("../secret.jpg", str(tmp_path / "secret.jpg")):
+        table = read_metadata(shard)
+        table.loc[0, "file_name"] = hostile
+        write_metadata(shard, table)
+        with pytest.raises(GenerateError, match="outside the shard"):
+            merge_shards([shard], tmp_path / "merged", overwrite=True)
+        assert not (tmp_path / "merged" / "secret.jpg").exists()
+
+
+def test_training_and_evaluation_refuse_metadata_pointing_outside_the_dataset(tmp_path):
+    from synthface.dataset import DatasetError, read_metadata, read_split, write_metadata
+    from synthface.testing import make_tiny_dataset
+
+    root = make_tiny_dataset(tmp_path / "data", n_per_split=2, image_size=32)
+    table = read_metadata(root)
+    table.loc[table["split"] == "test", "file_name"] = "../../etc/passwd"
+    write_metadata(root, table)
+    with pytest.raises(DatasetError, match="outside the dataset folder"):
+        read_split(root, "test")
+
+
+def test_compare_report_folders_are_plain_names_inside_out():
+    from synthface.paths import safe_component
+
+    assert safe_component("../../../tmp/escaped") == "_.._.._tmp_escaped"
+    assert safe_component("oam/best") == "oam_best" and safe_component("..") == "_"
