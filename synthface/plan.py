@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from synthface.scenario import Scenario, Weights
+from synthface.scenario import Scenario, Weights, follows_pool
 from synthface.sources.base import FaceRecord
 from synthface.taxonomy import GENDERS, RACE_TAXONOMIES
 
@@ -79,6 +79,9 @@ class Plan:
     split_of_face: dict[str, str]  # source_id -> split
     requested: int
     notes: list[str] = field(default_factory=list)  # plain-language warnings for the report
+    # (age bin, gender, race) -> target share of the joint stratum: the product of the marginals, or the
+    # pool's own joint mix when every demographic follows the pool. Empty: the product (older plans).
+    cell_targets: dict[tuple[str, str, str], float] = field(default_factory=dict)
 
     def fingerprint(self) -> str:
         """A hash of the plan's decisions; resume and merge refuse to mix different plans."""
@@ -157,12 +160,12 @@ def water_fill(total: int, weights: dict, capacity: dict) -> dict:
 
 
 def resolve_targets(scenario: Scenario, faces: list[PoolFace]) -> dict[str, dict[str, float]]:
-    """Each attribute's target shares: explicit, 'uniform' over its labels, or 'source' (the pool's mix)."""
+    """Each attribute's target shares: explicit, 'uniform' over its labels, or 'pool' (the pool's mix)."""
 
     def resolve(weights: Weights, labels: list[str], attribute: str) -> dict[str, float]:
         if weights == "uniform":
             return {label: 1 / len(labels) for label in labels}
-        if weights == "source":
+        if follows_pool(weights):
             counts = Counter(getattr(face, attribute) for face in faces)
             total = sum(counts.values()) or 1
             return {label: counts.get(label, 0) / total for label in labels}
@@ -175,6 +178,11 @@ def resolve_targets(scenario: Scenario, faces: list[PoolFace]) -> dict[str, dict
         "race": resolve(scenario.race.weights, list(RACE_TAXONOMIES[taxonomy]), "race"),
         "mask": {"0": 1 - scenario.mask.probability, "1": scenario.mask.probability},
     }
+
+
+def demographics_follow_pool(scenario: Scenario) -> bool:
+    """True when age, gender and race all say 'pool': then the joint target is the pool's joint mix."""
+    return all(follows_pool(w) for w in (scenario.age.target(), scenario.gender.weights, scenario.race.weights))
 
 
 def assign_splits(faces: list[PoolFace], shares: dict[str, float], seed: int) -> dict[str, str]:
@@ -239,12 +247,16 @@ def build_plan(scenario: Scenario, faces: list[PoolFace], n_samples: int | None 
         members[(split_of[faces[i].record.source_id],) + faces[i].cell].append(i)
 
     cells = list(itertools.product(targets["age_bin"], targets["gender"], targets["race"]))
+    follow_pool = demographics_follow_pool(scenario)
     weights, capacity = {}, {}
     for split in SPLITS:
         for cell in cells:
             key = (split,) + cell
-            weights[key] = split_shares[split] * targets["age_bin"][cell[0]] * targets["gender"][cell[1]] * targets["race"][cell[2]]
             group = members.get(key, [])
+            if follow_pool:  # each (split, stratum) in proportion to its faces: n = pool size uses every face once
+                weights[key] = len(group) / max(len(faces), 1)
+            else:
+                weights[key] = split_shares[split] * targets["age_bin"][cell[0]] * targets["gender"][cell[1]] * targets["race"][cell[2]]
             unlimited = any(faces[i].reuse_unlimited for i in group)
             capacity[key] = n_total if unlimited else len(group) * scenario.balance.max_reuse
     counts = water_fill(n_total, weights, capacity)
@@ -292,7 +304,9 @@ def build_plan(scenario: Scenario, faces: list[PoolFace], n_samples: int | None 
     for split in SPLITS:
         if split_shares[split] > 0 and not any(s.split == split for s in samples):
             notes.append(f"no source face fell into the {split} split (the pool has {len(faces)} usable faces); it is empty")
-    return Plan(scenario.name, seed, faces, samples, targets, split_of, n_total, notes)
+    # What the report measures strata against: the same joint target the counts were filled from.
+    cell_targets = {cell: sum(weights[(split,) + cell] for split in SPLITS) for cell in cells}
+    return Plan(scenario.name, seed, faces, samples, targets, split_of, n_total, notes, cell_targets)
 
 
 def shard(samples: list[SampleSpec], index: int, count: int) -> list[SampleSpec]:

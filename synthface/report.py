@@ -18,7 +18,7 @@ from synthface.balance import imbalance_metrics
 from synthface.dataset import atomic_write_bytes
 from synthface.plan import ATTRIBUTES, Plan
 from synthface.pool import PoolReport
-from synthface.scenario import Scenario
+from synthface.scenario import Scenario, follows_pool
 
 HEADLINE_METRICS = ("max_ratio", "min_ratio", "ratio_range", "coefficient_of_variation", "normalised_entropy", "gini_impurity")
 SHORTFALL_TOLERANCE = 1.0  # a stratum is short when it has at least one sample fewer than its (fractional) target
@@ -26,6 +26,14 @@ SHORTFALL_TOLERANCE = 1.0  # a stratum is short when it has at least one sample 
 
 def stratum_key(age_bin: str, gender: str, race: str, mask: object) -> str:
     return f"{age_bin}|{gender}|{race}|mask={mask}"
+
+
+def target_kinds(scenario: Scenario) -> dict[str, str]:
+    """How each demographic target was given: 'pool', 'uniform' or 'explicit'."""
+    def kind(weights) -> str:
+        return "pool" if follows_pool(weights) else weights if isinstance(weights, str) else "explicit"
+
+    return {"age_bin": kind(scenario.age.target()), "gender": kind(scenario.gender.weights), "race": kind(scenario.race.weights)}
 
 
 def build_report(scenario: Scenario, plan: Plan, pool: PoolReport, table: pd.DataFrame | None, failures: list[dict],
@@ -54,6 +62,11 @@ def build_report(scenario: Scenario, plan: Plan, pool: PoolReport, table: pd.Dat
             "skipped": [{"path": s.path, "reason": s.reason} for s in pool.skipped],
         },
         "targets": targets | masked_targets,
+        # The resolved targets: how each was given, and the joint (age bin, gender, race) shares the strata are
+        # measured against (the pool's own joint mix when all three follow the pool, else the marginals' product).
+        "target_kinds": target_kinds(scenario),
+        "joint_targets": {"|".join(cell): share for cell, share in plan.cell_targets.items() if share > 0}
+        if plan.cell_targets else None,
         "planned_counts": {
             attribute: planned[attribute].value_counts().to_dict() if not planned.empty else {}
             for attribute in (*ATTRIBUTES, "mask_type", "wear_style", "split")
@@ -92,12 +105,14 @@ def finish_report(report: dict, table: pd.DataFrame | None, failures: list[dict]
             for label, share in shares.items()
         }
     rows = []
+    joint = report.get("joint_targets")
     for age_bin, p_age in targets["age_bin"].items():
         for gender, p_gender in targets["gender"].items():
             for race, p_race in targets["race"].items():
+                p_cell = joint.get(f"{age_bin}|{gender}|{race}", 0.0) if joint is not None else p_age * p_gender * p_race
                 for mask, p_mask in targets["mask"].items():
                     key = stratum_key(age_bin, gender, race, mask)
-                    target = requested * p_age * p_gender * p_race * p_mask
+                    target = requested * p_cell * p_mask
                     if target > 0 or strata.get(key):
                         rows.append({"stratum": key, "target": target, "achieved": int(strata.get(key, 0))})
     report["strata"] = rows
