@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
@@ -56,8 +57,9 @@ class CaptureEstimate:
         return columns
 
 
-def source_jpeg_quality(path: Path | None) -> int:
-    """The JPEG quality a file was saved with, from its luminance quantisation table (100 if not a JPEG).
+def source_jpeg_quality(path: Path | BinaryIO | None) -> int:
+    """The JPEG quality a file (a path, or an open binary file such as an upload) was saved with,
+    from its luminance quantisation table (100 if not a JPEG).
 
     Reads only the header. The table is compared with the IJG standard table scaled by quality.
     """

@@ -15,6 +15,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+
+@app.callback()
+def main(
+    verbose: bool = typer.Option(False, "--verbose", help="Show MediaPipe / TensorFlow Lite log lines (hidden by default)."),
+) -> None:
+    """Balanced synthetic masked-face datasets and occlusion-robust face-attribute models."""
+    from synthface.cliutil import set_verbose
+
+    set_verbose(verbose)
+
+
 # Registration order = order in `synthface --help`.
 from synthface import generate_cli  # noqa: E402
 
@@ -28,6 +40,9 @@ training_cli.register(app)
 from synthface.evaluation import cli as evaluation_cli  # noqa: E402
 
 evaluation_cli.register(app)
+from synthface.app import cli as app_cli  # noqa: E402
+
+app_cli.register(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -12,12 +12,17 @@ The metadata follows Hugging Face `imagefolder` conventions (`file_name` column)
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import pandas as pd
 
+from synthface.errors import UserError
 from synthface.taxonomy import GENDERS, races
 
 METADATA_CSV = "metadata.csv"
@@ -69,36 +74,79 @@ COLUMNS: dict[str, str] = {
 REQUIRED_FOR_TRAINING = ("file_name", "split", "age", "gender", "race", "race_taxonomy", "mask")
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """A dataset on disk does not follow the format; the message says what to fix."""
+
+
+def current_umask() -> int:
+    """The process umask (read without changing it where /proc allows)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """A temporary file beside `path`, open for writing; it replaces `path` when the block ends
+    without error, so readers see either the old content or the whole new one.
+
+    Its permissions follow the umask as a plain open() would (mkstemp's own are 0600, which
+    hid datasets and checkpoints from the user's group)."""
+    path = Path(path)
+    with staged_file(path) as (handle, tmp):
+        yield handle
+        handle.close()
+        os.replace(tmp, path)
+
+
+@contextmanager
+def staged_file(path: Path) -> Iterator[tuple[BinaryIO, Path]]:
+    """(open handle, temporary path) of a file staged beside `path`; removed if the block fails
+    or does not move it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(name)
+    try:
+        os.fchmod(fd, 0o666 & ~current_umask())
+        with os.fdopen(fd, "wb") as handle:
+            yield handle, tmp
+    finally:
+        tmp.unlink(missing_ok=True)  # a no-op once os.replace moved it
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write a file so that readers see either the old content or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as handle:
+        handle.write(data)
 
 
 def write_metadata(root: Path, table: pd.DataFrame) -> None:
-    """Write metadata.csv and samples.parquet atomically (temp file, then rename)."""
+    """Write metadata.csv and samples.parquet as one step.
+
+    Both are staged in full first (an error leaves the old pair untouched). Then the old parquet
+    copy, which readers prefer, is removed, the CSV renamed into place, then the parquet: at every
+    instant readers (metadata_file) find either the old table or the new one, never the new CSV
+    beside an old parquet.
+    """
     root = Path(root)
     table = table.reset_index(drop=True)
-    atomic_write_bytes(root / METADATA_CSV, table.to_csv(index=False).encode())
-    fd, tmp = tempfile.mkstemp(dir=root, prefix=".metadata.", suffix=".parquet.tmp")
-    os.close(fd)
-    try:
-        table.to_parquet(tmp, index=False)
-        os.replace(tmp, root / METADATA_PARQUET)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    parquet = io.BytesIO()
+    table.to_parquet(parquet, index=False)
+    with staged_file(root / METADATA_CSV) as (csv_handle, csv_tmp), staged_file(root / METADATA_PARQUET) as (pq_handle, pq_tmp):
+        csv_handle.write(table.to_csv(index=False).encode())
+        pq_handle.write(parquet.getvalue())
+        csv_handle.close()
+        pq_handle.close()
+        (root / METADATA_PARQUET).unlink(missing_ok=True)
+        os.replace(csv_tmp, root / METADATA_CSV)
+        os.replace(pq_tmp, root / METADATA_PARQUET)
 
 
 def metadata_file(root: Path) -> Path:
@@ -123,6 +171,13 @@ def read_metadata(root: Path, split: str | None = None) -> pd.DataFrame:
             raise DatasetError(f"{root}: metadata has no 'split' column")
         table = table[table["split"] == split].reset_index(drop=True)
     return table
+
+
+def face_ids(table: pd.DataFrame) -> list[str]:
+    """The distinct real faces (`source_id`) of a metadata table, sorted; [] when it has no such column."""
+    if "source_id" not in table.columns:
+        return []
+    return sorted({str(value) for value in table["source_id"].dropna() if str(value)})
 
 
 def validate_for_training(table: pd.DataFrame, root: Path | str = "dataset") -> str:

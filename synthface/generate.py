@@ -9,7 +9,6 @@ atomically, from the journal, so a killed run never leaves a table that claims m
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import shutil
 import signal
@@ -21,21 +20,32 @@ from pathlib import Path
 
 import pandas as pd
 
-from synthface.dataset import COLUMNS, IMAGES_DIR, METADATA_CSV, OCCLUSION_DIR, atomic_write_bytes, write_metadata
+from synthface.dataset import (
+    COLUMNS,
+    IMAGES_DIR,
+    METADATA_CSV,
+    METADATA_PARQUET,
+    OCCLUSION_DIR,
+    atomic_write_bytes,
+    write_metadata,
+)
+from synthface.errors import UserError
 from synthface.landmarks import LandmarkCache, resolve_model_path
 from synthface.plan import Plan, SampleSpec, build_plan, shard
 from synthface.pool import PoolReport, build_pool
 from synthface.progress import progress_bar
 from synthface.render import PoolLandmarks
 from synthface.scenario import Scenario, scenario_to_yaml
+from synthface.workers import guarded, worker_pool
 
 RUN_DIR = ".synthface-run"
 JOURNAL = "rows.jsonl"
 RUN_INFO = "run.json"
 TIMING = "timing.json"  # stage timings of the last run (kept out of report.json, which is deterministic)
+OUTPUT_FILES = ("scenario.yaml", "report.json", "report.md", "preview.jpg")  # besides the metadata and folders
 
 
-class GenerateError(RuntimeError):
+class GenerateError(UserError, RuntimeError):
     """The run cannot start or continue; the message says what to do."""
 
 
@@ -122,6 +132,16 @@ def run_generate(scenario: Scenario, options: GenerateOptions, library=None) -> 
     return GenerateResult(plan, pool_report, report, out, rendered=len(todo), reused=len(samples) - len(todo), failures=failures)
 
 
+def clear_outputs(out: Path) -> None:
+    """Remove what a run or merge writes into `out` (and only that: --overwrite must not delete
+    a user's other files if pointed at the wrong folder). Metadata goes first, so a reader never
+    sees a table that lists deleted images."""
+    for name in (METADATA_PARQUET, METADATA_CSV, *OUTPUT_FILES):
+        (out / name).unlink(missing_ok=True)
+    for name in (IMAGES_DIR, OCCLUSION_DIR, RUN_DIR):
+        shutil.rmtree(out / name, ignore_errors=True)
+
+
 def prepare_output(options: GenerateOptions, scenario: Scenario, plan: Plan) -> Path:
     """Create or check the output folder; refuse to mix runs of different plans."""
     out = Path(options.out)
@@ -129,8 +149,7 @@ def prepare_output(options: GenerateOptions, scenario: Scenario, plan: Plan) -> 
     info = {"scenario": scenario.name, "plan": plan.fingerprint(), "shard": list(options.shard) if options.shard else None}
     started = out.exists() and any(out.iterdir())
     if started and options.overwrite:
-        for name in (IMAGES_DIR, OCCLUSION_DIR, RUN_DIR):
-            shutil.rmtree(out / name, ignore_errors=True)
+        clear_outputs(out)
     elif started and options.resume:
         if not info_file.exists():
             raise GenerateError(f"{out}: --resume given but this folder was not written by synthface generate")
@@ -224,10 +243,8 @@ def render_all(scenario: Scenario, plan: Plan, library, mask_dirs: tuple[Path, .
         outcomes = (render_sample(context, spec) for spec in todo)
     else:
         with single_threaded_children():
-            pool = multiprocessing.get_context("spawn").Pool(
-                workers, _init_worker, (scenario.model_dump_json(), plan.faces, tuple(mask_dirs), str(out))
-            )
-        outcomes = pool.imap_unordered(_render, todo, chunksize=4)
+            pool = worker_pool(workers, _init_worker, (scenario.model_dump_json(), plan.faces, tuple(mask_dirs), str(out)))
+        outcomes = pool.imap_unordered(guarded(_render), todo, chunksize=4)
     try:
         with open(journal, "a") as log, progress_bar("rendering", len(todo), quiet) as advance:
             for outcome in outcomes:
@@ -276,8 +293,10 @@ def merge_shards(shard_dirs: list[Path], out: Path, overwrite: bool = False) -> 
     indices = sorted(info["shard"][0] for info in infos if info["shard"])
     if len(counts) != 1 or indices != list(range(1, counts.pop() + 1)):
         raise GenerateError(f"expected every shard 1..n exactly once, got {[info['shard'] for info in infos]}")
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise GenerateError(f"{out} is not empty: pass --overwrite")
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise GenerateError(f"{out} is not empty: pass --overwrite")
+        clear_outputs(out)
     from synthface.dataset import read_metadata
 
     tables = []

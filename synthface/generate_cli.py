@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 
-console = Console(stderr=True, soft_wrap=True)  # messages stay on one line, whatever the terminal width
+from synthface.cliutil import console, user_errors
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -21,6 +21,19 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     if not 1 <= index <= count:
         raise typer.BadParameter(f"shard {text}: need 1 <= i <= n")
     return index, count
+
+
+def print_splits(report: dict, shares: dict[str, float]) -> None:
+    """Samples per split, and in plain words any split that is empty or short: training needs a
+    validation split and evaluation a test split, so this must not hide in report.md."""
+    counts = report["split_counts"]
+    console.print("splits: " + ", ".join(f"{split} {count}" for split, count in counts.items()))
+    for note in report["notes"]:
+        console.print(f"  [yellow]note[/] {escape(note)}")
+    noted = " ".join(report["notes"])
+    for split, count in counts.items():
+        if count == 0 and shares.get(split, 0) > 0 and f"the {split} split" not in noted:
+            console.print(f"  [yellow]note[/] the {split} split is empty")
 
 
 def generate(
@@ -42,31 +55,33 @@ def generate(
     """Build a balanced synthetic masked-face dataset from a scenario."""
     from rich.markdown import Markdown
 
-    from synthface.generate import GenerateError, GenerateOptions, run_generate
-    from synthface.landmarks import LandmarkerError
+    from synthface.generate import GenerateOptions, run_generate
     from synthface.maskfit import MaskLibrary
     from synthface.report import render_markdown
-    from synthface.scenario import ScenarioError, load_scenario
-    from synthface.sources.base import SourceError, parse_source_arg
+    from synthface.scenario import load_scenario
+    from synthface.sources.base import parse_source_arg
 
+    target = out  # known once the scenario is loaded; a Ctrl-C before that has nothing to keep
     try:
-        overrides = {"n_samples": n_samples, "seed": seed}
-        if source:
-            overrides["sources"] = [parse_source_arg(text).model_dump(mode="json", exclude_none=True) for text in source]
-        library = MaskLibrary.load(masks)
-        loaded, path = load_scenario(scenario, overrides, mask_library=library)
-        options = GenerateOptions(
-            out=out or Path("out") / loaded.name, workers=workers, dry_run=dry_run, resume=resume, overwrite=overwrite,
-            shard=parse_shard(shard), mask_dirs=tuple(masks), landmarker=landmarker, cache_dir=cache_dir, quiet=quiet,
-        )
-        console.print(f"scenario [bold]{loaded.name}[/] from {path}")
-        result = run_generate(loaded, options, library)
-    except (ScenarioError, GenerateError, SourceError, LandmarkerError, ValueError, FileNotFoundError) as error:
-        console.print(f"[red]error:[/] {error}")
-        raise typer.Exit(2) from None
+        with user_errors():
+            overrides = {"n_samples": n_samples, "seed": seed}
+            if source:
+                overrides["sources"] = [parse_source_arg(text).model_dump(mode="json", exclude_none=True) for text in source]
+            library = MaskLibrary.load(masks)
+            loaded, path = load_scenario(scenario, overrides, mask_library=library)
+            target = out or Path("out") / loaded.name
+            options = GenerateOptions(
+                out=target, workers=workers, dry_run=dry_run, resume=resume, overwrite=overwrite,
+                shard=parse_shard(shard), mask_dirs=tuple(masks), landmarker=landmarker, cache_dir=cache_dir, quiet=quiet,
+            )
+            console.print(f"scenario [bold]{escape(loaded.name)}[/] from {escape(str(path))}")
+            result = run_generate(loaded, options, library)
     except KeyboardInterrupt:
-        console.print(f"[yellow]interrupted:[/] finished samples are kept in {options.out}; "
-                      "run the same command with --resume to continue")
+        if target is not None and target.exists():
+            console.print(f"[yellow]interrupted:[/] finished samples are kept in {escape(str(target))}; "
+                          "run the same command with --resume to continue")
+        else:
+            console.print("[yellow]interrupted[/] before anything was written")
         raise typer.Exit(130) from None
     if dry_run:
         console.print(Markdown(render_markdown(result.report)), soft_wrap=False)  # wrap prose, do not crop it
@@ -78,11 +93,12 @@ def generate(
         f"{report['fit_failures']['count']} fit failures; {len(report['shortfall'])} strata below target; "
         f"report: {result.out / 'report.md'}"
     )
+    print_splits(report, loaded.splits.shares())
     if report.get("uses_demo_pool"):
         console.print("[yellow]note:[/] the bundled demo pool has two faces and cannot meet demographic targets; "
                       "use --source utkface:PATH (or fairface/table) for a real dataset")
     for line in report["unmet_targets"][:8]:
-        console.print(f"  [yellow]unmet[/] {line}")
+        console.print(f"  [yellow]unmet[/] {escape(line)}")
     if len(report["unmet_targets"]) > 8:
         console.print(f"  ... {len(report['unmet_targets']) - 8} more in report.md")
 
@@ -93,13 +109,10 @@ def merge(
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty --out."),
 ) -> None:
     """Join shards of one generation plan into one dataset."""
-    from synthface.generate import GenerateError, merge_shards
+    from synthface.generate import merge_shards
 
-    try:
+    with user_errors():
         table = merge_shards(list(shards), out, overwrite)
-    except GenerateError as error:
-        console.print(f"[red]error:[/] {error}")
-        raise typer.Exit(2) from None
     console.print(f"[green]merged[/] {len(shards)} shards: {len(table)} images in {out}")
 
 

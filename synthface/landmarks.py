@@ -10,21 +10,63 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import sys
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from synthface.paths import ASSETS_DIR, cache_dir
+from synthface.errors import UserError
+from synthface.paths import ASSETS_DIR, VERBOSE_ENV, cache_dir
 
 BUNDLED_MODEL = ASSETS_DIR / "face_landmarker.task"
 BUNDLED_MODEL_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
 MODEL_ENV_VAR = "SYNTHFACE_LANDMARKER"
 CACHE_VERSION = "1"
 
-# MediaPipe's C++ logging is noisy on stderr; keep warnings and errors only.
+# MediaPipe's C++ logging is noisy on stderr. These variables quiet what honours them; the rest
+# (absl lines written before InitGoogle, TFLite's delegate notice) is filtered by quiet_native_logs.
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Informational lines of MediaPipe / TFLite: glog/absl "I0000 ..." and "W0000 ..." lines and their banners.
+NATIVE_NOISE = re.compile(rb"^(?:[IW]\d{4} [\d:. ]+\d+ [\w.+-]+:\d+\] |WARNING: (?:All log messages|Logging) before |INFO: )")
+
+
+@contextmanager
+def quiet_native_logs():
+    """Drop MediaPipe / TFLite informational lines written to stderr (fd 2) inside the block; keep errors.
+
+    Native code writes to file descriptor 2 directly, past Python's sys.stderr, so the descriptor
+    is pointed at a temporary file and the lines that are not noise are written back afterwards.
+    `synthface --verbose` (SYNTHFACE_VERBOSE=1) leaves stderr alone.
+    """
+    if os.environ.get(VERBOSE_ENV, "") not in ("", "0"):
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, AttributeError, ValueError):  # no usable descriptor 2 (embedded interpreters)
+        yield
+        return
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            try:
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            kept = [line for line in capture.read().splitlines(keepends=True) if not NATIVE_NOISE.match(line)]
+            if kept:
+                os.write(2, b"".join(kept))
 
 
 @dataclass
@@ -58,7 +100,7 @@ class FaceLandmarks:
         return max(x1 - x0, y1 - y0)
 
 
-class LandmarkerError(RuntimeError):
+class LandmarkerError(UserError, RuntimeError):
     """The landmark model cannot be found or is not the expected file."""
 
 
@@ -124,7 +166,9 @@ class LandmarkDetector:
             num_faces=max_faces,
             output_facial_transformation_matrixes=True,
         )
-        self._landmarker = vision.FaceLandmarker.create_from_options(options)
+        with quiet_native_logs():
+            self._landmarker = vision.FaceLandmarker.create_from_options(options)
+        self._first_call = True  # MediaPipe logs on its first inference too
 
     def detect(self, image_rgb: np.ndarray) -> list[FaceLandmarks]:
         """All faces found, largest first; [] when none.
@@ -140,7 +184,12 @@ class LandmarkDetector:
     def _detect_once(self, image_rgb: np.ndarray) -> list[FaceLandmarks]:
         height, width = image_rgb.shape[:2]
         frame = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=np.ascontiguousarray(image_rgb[..., :3]))
-        result = self._landmarker.detect(frame)
+        if self._first_call:
+            with quiet_native_logs():
+                result = self._landmarker.detect(frame)
+            self._first_call = False
+        else:
+            result = self._landmarker.detect(frame)
         faces = []
         for landmarks, matrix in zip(result.face_landmarks, result.facial_transformation_matrixes):
             points = np.array([(p.x * width, p.y * height, p.z * width) for p in landmarks], dtype=np.float32)

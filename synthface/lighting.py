@@ -25,7 +25,7 @@ from functools import lru_cache
 from typing import Annotated, Any, Mapping
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, ValidationInfo, field_validator
 
 GAMMA = 2.2
 NEUTRAL_KELVIN = 6500.0  # the colour temperature that leaves colours unchanged (D65 white)
@@ -43,7 +43,7 @@ def _as_range(value: Any) -> Any:
 
 
 Range = Annotated[tuple[float, float], BeforeValidator(_as_range)]
-IntRange = Annotated[tuple[int, int], BeforeValidator(_as_range)]
+IntRange = Annotated[tuple[StrictInt, StrictInt], BeforeValidator(_as_range)]  # 90.0 or yes is not a quality
 
 # Physical (or sensible) limits of each range field: (lowest allowed, highest allowed).
 BOUNDS: dict[str, tuple[float, float]] = {

@@ -7,6 +7,7 @@ from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 ASSETS_DIR = PACKAGE_DIR / "assets"
+VERBOSE_ENV = "SYNTHFACE_VERBOSE"  # `synthface --verbose`: show MediaPipe's log lines; inherited by worker processes
 
 
 def bundled_dir(name: str) -> Path:

@@ -5,10 +5,13 @@ type, and its seed. Rendering only executes it, so a run is reproducible (same s
 seed, same bytes), resumable, shardable, and `--dry-run` can report the balance up front.
 
 Balancing in three steps:
-1. Split assignment per source face (never per sample): faces are dealt to train/val/test
-   in proportion to the split shares, stratum by stratum, so one real face is in one split.
-2. Quotas: the joint target over (split, age bin, gender, race) is the product of the
-   marginal targets. Counts are allocated by water-filling under each cell's capacity
+1. Split assignment per source face (never per sample): a stable hash of the face's id and
+   `splits.seed`, cut at the split shares, so one real face is in one split, and in the same
+   split in every dataset built from the same pool (whatever the scenario's targets or seed).
+2. Quotas: each split gets its share of the samples (largest remainders, exact within
+   rounding whenever its faces can supply them); within a split the target of a stratum
+   (age bin, gender, race) is the product of the marginal targets. Counts are allocated by
+   water-filling under each cell's capacity
    (faces x max_reuse): a cell that cannot meet its target passes the rest on to the other
    cells in proportion to their targets, so the requested number of samples is still made
    and the shortfall is reported. Integer counts use largest remainders.
@@ -26,13 +29,43 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from synthface.scenario import Scenario, Weights, follows_pool
+from synthface.errors import UserError
+from synthface.scenario import MAX_SAMPLES, Scenario, Weights, follows_pool
 from synthface.sources.base import FaceRecord
 from synthface.taxonomy import GENDERS, RACE_TAXONOMIES
 
 SPLITS = ("train", "val", "test")
 ATTRIBUTES = ("age_bin", "gender", "race", "mask")
 MAX_ALTERNATES = 6
+# Memory a plan takes per sample, generously: ~400 B per SampleSpec (measured) plus the dealing
+# lists, the report's tables and the metadata rows built from it.
+PLAN_BYTES_PER_SAMPLE = 2048
+
+
+class PlanError(UserError, ValueError):
+    """The requested plan cannot be made (too many samples for the limits or this machine's memory)."""
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new allocations (Linux MemAvailable), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_plan_size(n_samples: int) -> None:
+    """Refuse a plan before allocating it when it exceeds MAX_SAMPLES or half the available memory."""
+    if not 1 <= n_samples <= MAX_SAMPLES:
+        raise PlanError(f"n_samples {n_samples}: expected 1 to {MAX_SAMPLES:,} samples")
+    needed, available = n_samples * PLAN_BYTES_PER_SAMPLE, available_memory()
+    if available is not None and needed > available // 2:
+        raise PlanError(f"a plan of {n_samples:,} samples needs about {needed / 2**20:,.0f} MiB of memory and only "
+                        f"{available / 2**20:,.0f} MiB is available; ask for fewer samples (n_samples / -n)")
 
 
 @dataclass(frozen=True)
@@ -135,6 +168,13 @@ def water_fill(total: int, weights: dict, capacity: dict) -> dict:
     every positive-weight key is full, keys of zero weight with room take the rest (in
     proportion to their room), so the total is met whenever the pool can hold it.
     """
+    allocation = water_fill_exact(total, weights, capacity)
+    target = min(total, int(round(sum(allocation.values()))))
+    return largest_remainder(target, allocation, capacity)
+
+
+def water_fill_exact(total: int, weights: dict, capacity: dict) -> dict:
+    """water_fill before rounding: the real-valued allocation."""
     allocation = {key: 0.0 for key in weights}
     for tier in (lambda k: weights[k] > 0, lambda k: weights[k] <= 0):
         open_keys = [k for k in weights if tier(k) and capacity[k] > 0]
@@ -155,8 +195,35 @@ def water_fill(total: int, weights: dict, capacity: dict) -> dict:
                 break
             open_keys = [k for k in open_keys if k not in saturated]
             left = total - sum(allocation.values())
-    target = min(total, int(round(sum(allocation.values()))))
-    return largest_remainder(target, allocation, capacity)
+    return allocation
+
+
+def round_by_split(exact: dict[tuple, float], totals: dict[str, int], capacity: dict[tuple, int]) -> dict[tuple, int]:
+    """Integer counts of (split, *stratum) keys: each split sums to its total, and each stratum's
+    sum over the splits stays within rounding of its exact sum (the rounding carried from one
+    split to the next), so neither the split shares nor the stratum targets drift."""
+    counts: dict[tuple, int] = {}
+    carried: dict[tuple, float] = defaultdict(float)  # stratum -> exact minus counted so far
+    for split in SPLITS:
+        keys = [key for key in exact if key[0] == split]
+        for key in keys:
+            carried[key[1:]] += exact[key]
+        part = {key: min(int(np.floor(exact[key] + 1e-9)), int(capacity[key])) for key in keys}
+        remaining = totals[split] - sum(part.values())
+        order = sorted(keys, key=lambda key: (-(carried[key[1:]] - part[key]), keys.index(key)))
+        while remaining > 0:
+            progressed = False
+            for key in order:
+                if remaining and part[key] < capacity[key]:
+                    part[key] += 1
+                    remaining -= 1
+                    progressed = True
+            if not progressed:
+                break
+        for key in keys:
+            carried[key[1:]] -= part[key]
+        counts.update(part)
+    return counts
 
 
 def resolve_targets(scenario: Scenario, faces: list[PoolFace]) -> dict[str, dict[str, float]]:
@@ -180,21 +247,27 @@ def resolve_targets(scenario: Scenario, faces: list[PoolFace]) -> dict[str, dict
     }
 
 
+def face_split(source_id: str, shares: dict[str, float], seed: int) -> str:
+    """The split of one source face: a stable hash of the face's id and the split seed, cut at the
+    cumulative shares. It depends on nothing else (not the scenario, its targets or the rest of the
+    pool), so datasets built from one pool with the same `splits` keep every face in one split."""
+    position = stable_hash("split", seed, source_id) / 2**64
+    edge = 0.0
+    for split in SPLITS:
+        edge += shares[split]
+        if shares[split] > 0 and position < edge:
+            return split
+    return max((s for s in SPLITS if shares[s] > 0), key=SPLITS.index)  # rounding at the top end
+
+
 def demographics_follow_pool(scenario: Scenario) -> bool:
     """True when age, gender and race all say 'pool': then the joint target is the pool's joint mix."""
     return all(follows_pool(w) for w in (scenario.age.target(), scenario.gender.weights, scenario.race.weights))
 
 
 def assign_splits(faces: list[PoolFace], shares: dict[str, float], seed: int) -> dict[str, str]:
-    """Deal faces to splits stratum by stratum, always to the split furthest below its share."""
-    order = sorted(range(len(faces)), key=lambda i: (faces[i].cell, stable_hash("split", seed, faces[i].record.source_id)))
-    dealt = Counter()
-    split_of = {}
-    for position, i in enumerate(order, start=1):
-        split = max(SPLITS, key=lambda s: (shares[s] * position - dealt[s], shares[s]))
-        dealt[split] += 1
-        split_of[faces[i].record.source_id] = split
-    return split_of
+    """source_id -> split for every face (see face_split)."""
+    return {face.record.source_id: face_split(face.record.source_id, shares, seed) for face in faces}
 
 
 def deal(labels_counts: dict[str, int], rng: np.random.Generator) -> list[str]:
@@ -235,11 +308,12 @@ def build_plan(scenario: Scenario, faces: list[PoolFace], n_samples: int | None 
     planned pair renderable: e.g. only two-strap types can be worn with one strap loose.
     """
     n_total = scenario.n_samples if n_samples is None else n_samples
+    check_plan_size(n_total)
     seed = scenario.seed if seed is None else seed
     rng = np.random.default_rng(stable_hash("plan", seed))
     targets = resolve_targets(scenario, faces)
     split_shares = scenario.splits.shares()
-    split_of = assign_splits(faces, split_shares, seed)
+    split_of = assign_splits(faces, split_shares, scenario.splits.seed)
 
     # Faces per (split, cell), in a stable shuffled order so reuse is spread evenly.
     members: dict[tuple, list[int]] = defaultdict(list)
@@ -256,12 +330,22 @@ def build_plan(scenario: Scenario, faces: list[PoolFace], n_samples: int | None 
             if follow_pool:  # each (split, stratum) in proportion to its faces: n = pool size uses every face once
                 weights[key] = len(group) / max(len(faces), 1)
             else:
-                weights[key] = split_shares[split] * targets["age_bin"][cell[0]] * targets["gender"][cell[1]] * targets["race"][cell[2]]
+                weights[key] = targets["age_bin"][cell[0]] * targets["gender"][cell[1]] * targets["race"][cell[2]]
             unlimited = any(faces[i].reuse_unlimited for i in group)
             capacity[key] = n_total if unlimited else len(group) * scenario.balance.max_reuse
-    counts = water_fill(n_total, weights, capacity)
+    # Samples per split first (the requested shares, by largest remainders), then strata within each
+    # split: allocating all (split, stratum) cells at once rounded small splits away (100/0/0 at n=100).
+    split_capacity = {split: sum(capacity[key] for key in capacity if key[0] == split) for split in SPLITS}
+    if follow_pool:  # the splits as the pool's faces fell into them, so every face can be used once
+        split_shares = {split: sum(w for key, w in weights.items() if key[0] == split) for split in SPLITS}
+    split_totals = largest_remainder(n_total, split_shares, split_capacity)
+    exact = {}
+    for split in SPLITS:
+        keys = [key for key in weights if key[0] == split]
+        exact.update(water_fill_exact(split_totals[split], {k: weights[k] for k in keys}, {k: capacity[k] for k in keys}))
+    counts = round_by_split(exact, split_totals, capacity)
 
-    notes = []
+    notes = split_notes(split_totals, split_shares, split_capacity, n_total, len(faces), scenario.balance.max_reuse)
     made = sum(counts.values())
     if made < n_total:
         notes.append(f"the pool can supply only {made} of the {n_total} requested samples (max_reuse={scenario.balance.max_reuse})")
@@ -301,12 +385,30 @@ def build_plan(scenario: Scenario, faces: list[PoolFace], n_samples: int | None 
     samples = [
         SampleSpec(index=i, sample_id=f"{scenario.name}-{i:0{width}d}", seed=sample_seed(seed, i), **spec) for i, spec in enumerate(specs)
     ]
-    for split in SPLITS:
-        if split_shares[split] > 0 and not any(s.split == split for s in samples):
-            notes.append(f"no source face fell into the {split} split (the pool has {len(faces)} usable faces); it is empty")
     # What the report measures strata against: the same joint target the counts were filled from.
-    cell_targets = {cell: sum(weights[(split,) + cell] for split in SPLITS) for cell in cells}
+    cell_targets = {cell: sum(weights[(split,) + cell] for split in SPLITS) if follow_pool
+                    else targets["age_bin"][cell[0]] * targets["gender"][cell[1]] * targets["race"][cell[2]] for cell in cells}
     return Plan(scenario.name, seed, faces, samples, targets, split_of, n_total, notes, cell_targets)
+
+
+def split_notes(totals: dict[str, int], shares: dict[str, float], capacity: dict[str, int], n_total: int, n_faces: int,
+                max_reuse: int) -> list[str]:
+    """Plain words for every split that holds fewer samples than its share asks for."""
+    notes = []
+    for split in SPLITS:
+        wanted = n_total * shares[split]
+        if shares[split] <= 0 or (totals[split] > 0 and totals[split] >= np.floor(wanted)):
+            continue
+        if capacity[split] == 0:
+            why = (f"no source face of the pool ({n_faces} usable faces) fell into it; a larger pool "
+                   "(or another splits.seed) is needed")
+        elif totals[split] == 0:
+            why = f"n_samples {n_total} is too small for a {shares[split]:.0%} share"
+        else:
+            why = f"its faces can supply only {capacity[split]} samples (max_reuse={max_reuse})"
+        state = "is empty" if totals[split] == 0 else f"holds {totals[split]} samples instead of {wanted:.0f}"
+        notes.append(f"the {split} split {state}: {why}")
+    return notes
 
 
 def shard(samples: list[SampleSpec], index: int, count: int) -> list[SampleSpec]:

@@ -7,7 +7,6 @@ list it: silent drops are how label noise creeps into datasets.
 
 from __future__ import annotations
 
-import multiprocessing
 import signal
 from collections import Counter
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from synthface.progress import progress_bar
 from synthface.scenario import Scenario
 from synthface.sources.base import FaceRecord, SkippedInput, SourceSpec, load_source
 from synthface.taxonomy import convert_race
+from synthface.workers import guarded, worker_pool
 
 
 @dataclass
@@ -38,12 +38,40 @@ class PoolReport:
 
 def read_image_rgb(path: Path) -> np.ndarray:
     """Decode an image file to uint8 RGB; raises ValueError when it cannot be read."""
-    import cv2
+    return decode_image_rgb(np.fromfile(str(path), dtype=np.uint8).tobytes())
 
-    data = np.fromfile(str(path), dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+
+def decode_image_rgb(data: bytes, max_pixels: int | None = None) -> np.ndarray:
+    """Decode image bytes (an upload, a file's contents) to uint8 RGB.
+
+    With `max_pixels`, the size is read from the header first and a larger image is refused
+    before its pixels are decoded (a small file can hold a huge PNG or JPEG). Raises
+    ValueError saying why: empty, not an image, or too large.
+    """
+    import io
+
+    import cv2
+    from PIL import Image, UnidentifiedImageError
+
+    if not data:
+        raise ValueError("empty file")
+    if max_pixels is not None:
+        try:
+            with Image.open(io.BytesIO(data)) as header:  # reads the header only
+                width, height = header.size
+        except Image.DecompressionBombError:  # Pillow's own guard: far beyond any sensible limit
+            raise ValueError(f"image too large: over {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels, "
+                             f"the limit is {max_pixels / 1e6:.0f}") from None
+        except (UnidentifiedImageError, OSError):
+            width = height = 0  # a format Pillow does not know: OpenCV may, and its pixels are checked below
+        if width * height > max_pixels:
+            raise ValueError(f"image too large: {width}x{height} px is {width * height / 1e6:.0f} megapixels, "
+                             f"the limit is {max_pixels / 1e6:.0f}")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise ValueError("unreadable image")
+    if max_pixels is not None and image.shape[0] * image.shape[1] > max_pixels:
+        raise ValueError(f"image too large: {image.shape[1]}x{image.shape[0]} px, the limit is {max_pixels / 1e6:.0f} megapixels")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
@@ -87,13 +115,17 @@ def detect_all(paths: list[Path], cache: LandmarkCache, workers: int, model_path
             pool = None
         else:
             local = None
-            pool = multiprocessing.get_context("spawn").Pool(workers, _init_detector, (str(model_path) if model_path else None,))
-            outputs = pool.imap(_detect_file, map(str, todo), chunksize=8)
+            pool = worker_pool(workers, _init_detector, (str(model_path) if model_path else None,))
+            outputs = pool.imap(guarded(_detect_file), map(str, todo), chunksize=8)
         try:
             for path, detection in zip(todo, outputs):
                 cache.put(path, detection)
                 results[path] = detection
                 advance()
+        except BaseException:
+            if pool is not None:
+                pool.terminate()  # do not wait for the rest of the queue on an error or Ctrl-C
+            raise
         finally:
             if local is not None:
                 local.close()

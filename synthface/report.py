@@ -16,7 +16,7 @@ import pandas as pd
 
 from synthface.balance import imbalance_metrics
 from synthface.dataset import atomic_write_bytes
-from synthface.plan import ATTRIBUTES, Plan
+from synthface.plan import ATTRIBUTES, SPLITS, Plan
 from synthface.pool import PoolReport
 from synthface.scenario import Scenario, follows_pool
 
@@ -92,6 +92,7 @@ def finish_report(report: dict, table: pd.DataFrame | None, failures: list[dict]
         report["written"] = {"samples": int(len(primary)), "images": int(len(table)), "unmasked_twins": int(len(table) - len(primary))}
     else:
         achieved, strata = report["planned_counts"], report["planned_strata"]
+    report["split_counts"] = {split: int(achieved["split"].get(split, 0)) for split in SPLITS}
     n_achieved = sum(achieved["mask"].values()) or 1
     n_masked = achieved["mask"].get("1", 0) or 1
 

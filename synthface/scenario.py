@@ -12,16 +12,22 @@ from pathlib import Path
 from typing import Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, ValidationInfo, field_validator, model_validator
 
-from synthface.errors import describe_problems, validation_problems
+from synthface.errors import UserError, describe_problems, validation_problems
 from synthface.lighting import LightingConfig
 from synthface.maskfit import WEAR_STYLES, MaskAppearance
 from synthface.paths import bundled_dir
 from synthface.sources.base import SourceSpec
 from synthface.taxonomy import GENDERS, RACE_TAXONOMIES, age_bin_label
+from synthface.yamlio import YamlError, load_yaml_file
 
 WEIGHT_TOLERANCE = 1e-3
+# Bounds of every count. A plan holds ~1-2 KB per sample in memory (1M samples: ~25 s and ~2 GB to
+# plan), far beyond any real pool: UTKFace x max_reuse 5 is 115k samples, FairFace's 97k faces 485k.
+MAX_SAMPLES = 1_000_000
+MAX_REUSE = 1_000
+MAX_SEED = 2**63 - 1
 # Least face share a rendered mask must cover, per wear style. On 400 UTKFace faces the 5th
 # percentiles of the covered share were: proper 0.42-0.50 (by type), strap_loose 0.40,
 # nose_exposed 0.19-0.26, chin 0.05-0.08; the minimums sit below those, to catch broken fits only.
@@ -72,7 +78,7 @@ def library_names(info: ValidationInfo, key: str) -> list[str]:
     return sorted(context[key])
 
 
-class ScenarioError(ValueError):
+class ScenarioError(UserError, ValueError):
     """A scenario file is invalid. `problems` lists (key path, message) pairs."""
 
     def __init__(self, file: str, problems: list[tuple[str, str]]):
@@ -106,11 +112,16 @@ class Strict(BaseModel):
 
 
 class Splits(Strict):
-    """Shares of source faces per split. Splits are assigned per source face, never per sample."""
+    """Shares of samples per split. Splits are assigned per source face, never per sample, by a stable
+    hash of the face's id and `seed`: the same face is in the same split in every scenario."""
 
-    train: float = Field(0.8, ge=0, le=1, description="Share of source faces in the training split.")
-    val: float = Field(0.1, ge=0, le=1, description="Share of source faces in the validation split.")
-    test: float = Field(0.1, ge=0, le=1, description="Share of source faces in the test split.")
+    train: float = Field(0.8, ge=0, le=1, description="Share of the samples (and, by hash, of the source faces) in the training split.")
+    val: float = Field(0.1, ge=0, le=1, description="Share of the samples (and, by hash, of the source faces) in the validation split.")
+    test: float = Field(0.1, ge=0, le=1, description="Share of the samples (and, by hash, of the source faces) in the test split.")
+    seed: int = Field(
+        0, description="Seed of the face -> split assignment. A face's split depends only on the face and this seed "
+        "(not on the scenario's `seed` or targets), so datasets built from one pool can be compared safely.",
+    )
 
     @model_validator(mode="after")
     def _sums_to_one(self) -> "Splits":
@@ -124,20 +135,24 @@ class Splits(Strict):
 class AgeTarget(Strict):
     """Age target: inclusive bins with weights, or one `range` (a single bin, weight 1)."""
 
-    bins: list[tuple[int, int]] | None = Field(None, description="Inclusive [low, high] age bins in years, non-overlapping.")
+    bins: list[tuple[StrictInt, StrictInt]] | None = Field(
+        None, max_length=131, description="Inclusive [low, high] age bins in years, non-overlapping."
+    )
     weights: Union[Literal["uniform", "pool", "source"], list[float]] = Field(
         "uniform", description="One weight per bin, 'uniform', or 'pool' (the usable pool's own mix; 'source' is an alias)."
     )
-    range: tuple[int, int] | None = Field(None, description="Shorthand for a single bin [low, high].")
+    range: tuple[StrictInt, StrictInt] | None = Field(None, description="Shorthand for a single bin [low, high].")
 
     @model_validator(mode="after")
     def _check(self) -> "AgeTarget":
         if self.range is not None:
             if self.bins is not None:
                 raise ValueError("give either 'bins' or 'range', not both")
-            self.bins = [tuple(self.range)]
             if isinstance(self.weights, list):
                 raise ValueError("'weights' must not be a list with 'range' (a range is one bin)")
+            # Stored as the one bin it means, so the resolved scenario (scenario.yaml, the
+            # render workers' copy) validates again instead of holding both keys.
+            self.bins, self.range = [tuple(self.range)], None
         if self.bins is None:
             self.bins = [(0, 17), (18, 29), (30, 44), (45, 59), (60, 120)]
         for low, high in self.bins:
@@ -274,7 +289,7 @@ class MaskConfig(Strict):
 class FaceQuality(Strict):
     """Which detected faces are usable. Rejected inputs are counted and listed in the report."""
 
-    min_face_px: int = Field(32, ge=1, description="Smallest face (landmark box side, source pixels) to use.")
+    min_face_px: int = Field(32, ge=1, le=100_000, strict=True, description="Smallest face (landmark box side, source pixels) to use.")
     max_abs_yaw: float = Field(60, gt=0, le=90, description="Largest |yaw| in degrees to use.")
     max_abs_pitch: float = Field(45, gt=0, le=90, description="Largest |pitch| in degrees to use.")
     crop_margin: float = Field(
@@ -298,7 +313,9 @@ class FaceQuality(Strict):
 class Balance(Strict):
     """How strata are filled from the pool."""
 
-    max_reuse: int = Field(5, ge=1, description="Most samples made from one source face (the demo pool is exempt).")
+    max_reuse: int = Field(
+        5, ge=1, le=MAX_REUSE, strict=True, description="Most samples made from one source face (the demo pool is exempt); 1 to 1000."
+    )
     on_shortfall: Literal["warn", "error"] = Field(
         "warn", description="'warn': yield the samples anyway, as close to target as possible; 'error': stop before rendering."
     )
@@ -307,9 +324,13 @@ class Balance(Strict):
 class Scenario(Strict):
     name: str = Field(..., description="Dataset name; also names the default output folder.")
     description: str = Field("", description="Free text for people.")
-    seed: int = Field(0, description="Seed of every random draw: same scenario and seed give the same bytes.")
-    n_samples: int = Field(200, ge=1, description="Number of samples (twins not counted).")
-    image_size: int = Field(224, ge=32, le=1024, description="Side of the square aligned crop, pixels.")
+    seed: int = Field(
+        0, ge=0, le=MAX_SEED, strict=True, description="Seed of every random draw: same scenario and seed give the same bytes."
+    )
+    n_samples: int = Field(
+        200, ge=1, le=MAX_SAMPLES, strict=True, description="Number of samples (twins not counted); a whole number, 1 to 1,000,000."
+    )
+    image_size: int = Field(224, ge=32, le=1024, strict=True, description="Side of the square aligned crop, pixels.")
     sources: list[SourceSpec] = Field(default_factory=lambda: [SourceSpec(kind="demo")], description="Face pools.")
     splits: Splits = Field(default_factory=Splits)
     age: AgeTarget = Field(default_factory=AgeTarget)
@@ -320,14 +341,14 @@ class Scenario(Strict):
     pair_unmasked: bool = Field(False, description="Also write each masked sample's unmasked twin (same face, crop, lighting).")
     balance: Balance = Field(default_factory=Balance)
     faces: FaceQuality = Field(default_factory=FaceQuality)
-    preview_samples: int = Field(36, ge=0, le=400, description="Samples shown in preview.jpg.")
+    preview_samples: int = Field(36, ge=0, le=400, strict=True, description="Samples shown in preview.jpg.")
 
 
 def resolve_scenario_path(name_or_path: str | Path) -> Path:
     """A path as given, or a bundled scenario by name (`all_masked` -> scenarios/all_masked.yaml)."""
     path = Path(name_or_path).expanduser()
-    if path.is_file():
-        return path
+    if path.exists():
+        return path  # a folder or device is named as such when it is read, not reported as missing
     if path.suffix == "" and len(path.parts) == 1:
         bundled = bundled_dir("scenarios") / f"{path.name}.yaml"
         if bundled.is_file():
@@ -363,21 +384,44 @@ def parse_scenario(data: object, file: str = "<scenario>", check_paths: bool = T
     return scenario
 
 
+# The generate options that override scenario keys: problems with their values are blamed on the option, not the file.
+OVERRIDE_OPTIONS = {"n_samples": "-n/--n-samples", "seed": "--seed", "sources": "--source"}
+
+
 def load_scenario(name_or_path: str | Path, overrides: dict | None = None, check_paths: bool = True,
                   mask_library=None) -> tuple[Scenario, Path]:
     """Read, override (CLI options win) and validate a scenario. Returns it and the file it came from."""
     path = resolve_scenario_path(name_or_path)
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise ScenarioError(str(path), [("", f"not valid YAML: {error}")]) from None
-    if isinstance(data, dict) and overrides:
-        data = {**data, **{k: v for k, v in overrides.items() if v is not None}}
+        data = load_yaml_file(path, "scenario YAML file")
+    except YamlError as error:
+        raise ScenarioError(str(path), [("", str(error).removeprefix(f"{path}: "))]) from None
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if isinstance(data, dict) and given:
+        data = {**data, **given}
     mask_names = confuser_names = None
     if mask_library is not None:
         mask_names = {n for n in mask_library.names() if mask_library.get(n).is_mask}
         confuser_names = {n for n in mask_library.names() if not mask_library.get(n).is_mask}
-    return parse_scenario(data, str(path), check_paths, mask_names, confuser_names), path
+    try:
+        return parse_scenario(data, str(path), check_paths, mask_names, confuser_names), path
+    except ScenarioError as error:
+        if not given:
+            raise
+        problems = [(_blame_option(key, given), message) for key, message in error.problems]
+        ours = all(key.startswith("option ") for key, _ in problems)
+        raise ScenarioError("command line" if ours else f"{path} with command-line options", problems) from None
+
+
+def _blame_option(key: str, given: dict) -> str:
+    """'sources.0.path' -> 'option --source (1st): sources.0.path' when the value came from an option."""
+    top, _, rest = key.partition(".")
+    if top not in given:
+        return key
+    option = OVERRIDE_OPTIONS.get(top, top)
+    index = rest.split(".")[0]
+    which = f" #{int(index) + 1}" if top == "sources" and index.isdigit() else ""
+    return f"option {option}{which}: {key}"
 
 
 def scenario_to_yaml(scenario: Scenario) -> str:

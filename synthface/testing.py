@@ -183,3 +183,27 @@ def _write_png_or_jpg(path: Path, array: np.ndarray) -> None:
     if not ok:
         raise RuntimeError(f"could not encode {path}")
     atomic_write_bytes(path, encoded.tobytes())
+
+
+# --- a real browser for the app's tests and screenshots --------------------------------------
+
+CHROMIUM_ENV_VAR = "SYNTHFACE_CHROMIUM"
+# Headless Chromium on a machine without a network or a screen: no sandbox (CI runs as root),
+# no GPU, and none of the background requests that a closed network refuses.
+CHROMIUM_ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-default-apps", "--disable-quic")
+
+
+def chromium_executable() -> str | None:
+    """The system Chromium Playwright drives ($SYNTHFACE_CHROMIUM, else chromium on PATH); None if absent.
+
+    Playwright's own browser download is never used: CI installs Debian's chromium package.
+    """
+    import os
+    import shutil
+
+    for candidate in (os.environ.get(CHROMIUM_ENV_VAR), "chromium", "chromium-browser", "google-chrome"):
+        if candidate and shutil.which(candidate):
+            return shutil.which(candidate)
+    return None

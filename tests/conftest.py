@@ -90,3 +90,46 @@ def cli():
     from synthface.cli import app
 
     return lambda args: CliRunner().invoke(app, [str(arg) for arg in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="session")
+def generated_dataset(tmp_path_factory) -> Path:
+    """A small dataset written by the real generator from the demo pool: masked samples with
+    unmasked twins and occlusion maps, unmasked samples (some with a scarf), several lighting
+    presets, and report.json. Used by the app's tests (about 10 s, once per session)."""
+    import yaml
+
+    from synthface.cli import app
+
+    folder = tmp_path_factory.mktemp("generated")
+    scenario = folder / "app_demo.yaml"
+    scenario.write_text(yaml.safe_dump({
+        "name": "app_demo",
+        "seed": 3,
+        "n_samples": 10,
+        "image_size": 96,
+        "sources": [{"kind": "demo"}],
+        "mask": {"probability": 0.6, "types": {"surgical": 0.5, "cloth": 0.5}, "wear_styles": {"proper": 0.7, "chin": 0.3},
+                 "confusers": {"scarf": 0.5}},
+        "lighting": {"preset": {"studio": 0.5, "dim": 0.5}},
+        "pair_unmasked": True,
+        "preview_samples": 0,
+    }))
+    from typer.testing import CliRunner
+
+    out = folder / "dataset"
+    result = CliRunner().invoke(app, ["generate", str(scenario), "--out", str(out), "--workers", "1", "--quiet"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """An untrained 64 px OAMNet saved as `synthface train` saves models for inference."""
+    import torch
+
+    from synthface.evaluation.efficiency import write_inference_checkpoint
+    from synthface.training.model import OAMNet
+
+    torch.manual_seed(0)
+    return write_inference_checkpoint(tmp_path_factory.mktemp("model") / "best.pt", OAMNet(num_races=5), image_size=64)

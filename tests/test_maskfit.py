@@ -89,7 +89,8 @@ def test_chin_wear_uncovers_the_mouth_but_covers_the_chin(faces, name):
     assert _covered(render.occlusion, face.points, [facemesh.CHIN]) == 1.0
 
 
-@pytest.mark.parametrize("name", LIBRARY.names())
+# A generated hand comes from outside the face (its wrist and forearm): test_hands.py checks it stays below the eyes.
+@pytest.mark.parametrize("name", [n for n in LIBRARY.names() if LIBRARY.get(n).generator is None])
 def test_no_pixel_changes_outside_the_face_contour_plus_margin(faces, name):
     import cv2
 

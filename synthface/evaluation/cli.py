@@ -11,19 +11,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
-console = Console(stderr=True, soft_wrap=True)  # messages stay on one line, whatever the terminal width
+from synthface.cliutil import console, print_error, print_warning, user_errors
 
 DEVICE_HELP = "Device: auto (GPU when present), cpu, cuda or cuda:N."
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean "fix your input", printed without a traceback."""
-    from synthface.dataset import DatasetError
-    from synthface.training.checkpoint import CheckpointError
-
-    return (DatasetError, CheckpointError, FileNotFoundError, ValueError)
 
 
 def evaluate(
@@ -47,15 +38,16 @@ def evaluate(
     from rich.markdown import Markdown
 
     from synthface.evaluation.evaluate import evaluate as run_evaluate
+    from synthface.evaluation.evaluate import overlap_warning
     from synthface.evaluation.report import REPORT_MD
 
-    try:
-        run_evaluate(checkpoint, data, out, split=split, device=device, batch_size=batch_size, workers=workers,
-                     gradcam_samples=gradcam_samples, n_bootstrap=bootstrap, min_group_size=min_group_size,
-                     grid_size=grid_size, make_plots=plots, progress=not quiet)
-    except _user_errors() as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from None
+    with user_errors():
+        summary = run_evaluate(checkpoint, data, out, split=split, device=device, batch_size=batch_size, workers=workers,
+                               gradcam_samples=gradcam_samples, n_bootstrap=bootstrap, min_group_size=min_group_size,
+                               grid_size=grid_size, make_plots=plots, progress=not quiet)
+    warning = overlap_warning(summary)
+    if warning:
+        print_warning(warning)
     if not quiet:
         text = (out / REPORT_MD).read_text()
         console.print(Markdown(text.split("## Classification heads")[0]), soft_wrap=False)
@@ -83,17 +75,16 @@ def compare(
     """Evaluate one or more models on several scenarios; one table with drops vs the no-mask scenario."""
     from rich.markdown import Markdown
 
-    from synthface.evaluation.compare import COMPARISON_MD, split_paths
+    from synthface.evaluation.compare import COMPARISON_MD, seen_face_warnings, split_paths
     from synthface.evaluation.compare import compare as run_compare
 
-    try:
+    with user_errors():
         checkpoints, datasets = split_paths(paths)
-        run_compare(checkpoints, datasets, out, baseline=baseline, split=split, device=device, batch_size=batch_size,
+        table = run_compare(checkpoints, datasets, out, baseline=baseline, split=split, device=device, batch_size=batch_size,
                     workers=workers, gradcam_samples=gradcam_samples, n_bootstrap=bootstrap,
                     min_group_size=min_group_size, full_reports=full_reports, progress=not quiet)
-    except _user_errors() as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from None
+    for warning in seen_face_warnings(table):
+        print_warning(warning)
     if not quiet:
         console.print(Markdown((out / COMPARISON_MD).read_text().split("![")[0].split("## Metrics")[-1]), soft_wrap=False)
     console.print(f"comparison written to {out / COMPARISON_MD}")
@@ -112,13 +103,9 @@ def predict(
     """Detect, align and classify faces; print one JSON object per face (or per failed image)."""
     from synthface.evaluation.inference import resolve_device
     from synthface.evaluation.predict import FacePredictor, predict_images
-    from synthface.landmarks import LandmarkerError
 
-    try:
+    with user_errors():
         predictor = FacePredictor(checkpoint, device=resolve_device(device), margin=margin, landmarker=landmarker)
-    except (*_user_errors(), LandmarkerError) as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from None
     failures = 0
     try:
         for entry in predict_images(predictor, images, annotate_dir=annotate, all_faces=not largest_only):
@@ -141,24 +128,22 @@ def export(
 ) -> None:
     """Export a checkpoint for deployment (ONNX) and check ONNX Runtime parity."""
     if not onnx:
-        console.print("[red]error:[/red] nothing to do: --onnx is the only export format")
+        print_error("nothing to do: --onnx is the only export format")
         raise typer.Exit(2)
     try:
         import onnx as _onnx  # noqa: F401
         import onnxruntime as _onnxruntime  # noqa: F401
     except ImportError:
-        console.print("[red]error:[/red] ONNX export needs the optional extra: pip install 'synthface[onnx]'")
+        print_error("ONNX export needs the optional extra: pip install 'synthface[onnx]'")
         raise typer.Exit(2) from None
     from synthface.evaluation.export import ExportError, export_onnx
 
     try:
-        report = export_onnx(checkpoint, out, opset=opset, check=check, atol=atol, rtol=rtol)
+        with user_errors():
+            report = export_onnx(checkpoint, out, opset=opset, check=check, atol=atol, rtol=rtol)
     except ExportError as error:
-        console.print(f"[red]parity check failed:[/red] {error}")
+        print_error(error, "parity check failed")
         raise typer.Exit(1) from None
-    except _user_errors() as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from None
     console.print(f"wrote {report['onnx']} ({report['size_bytes'] / 1e6:.1f} MB), outputs {', '.join(report['outputs'])}")
     if check:
         parity = report["parity"]

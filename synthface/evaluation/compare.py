@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from synthface.dataset import atomic_write_bytes
+from synthface.errors import UserError
 from synthface.evaluation import plots
 from synthface.evaluation.metrics import HEADLINE_METRICS, lower_is_better, metric_label
 from synthface.evaluation.report import fmt, markdown_table
@@ -57,16 +58,17 @@ def split_paths(paths: list[Path]) -> tuple[list[Path], list[Path]]:
         else:
             raise FileNotFoundError(f"{path}: neither a checkpoint file nor a dataset folder")
     if not checkpoints:
-        raise ValueError("compare needs at least one checkpoint file (e.g. runs/oam/best.pt)")
+        raise UserError("compare needs at least one checkpoint file (e.g. runs/oam/best.pt)")
     if not datasets:
-        raise ValueError("compare needs at least one dataset folder (a synthface dataset with metadata.csv)")
+        raise UserError("compare needs at least one dataset folder (a synthface dataset with metadata.csv)")
     return checkpoints, datasets
 
 
 def scenario_row(model: str, summary: dict) -> dict:
     """The comparison row of one evaluation summary (see evaluate.summarise)."""
     row = {"model": model, "scenario": summary["scenario"], "dataset": summary["dataset"],
-           "n": summary["n_samples"], "n_masked": summary["n_masked"]}
+           "n": summary["n_samples"], "n_masked": summary["n_masked"],
+           "trained_faces": summary["trained_on"]["faces"], "trained_samples": summary["trained_on"]["samples"]}
     for metric in TABLE_METRICS:
         row[metric] = summary["headline"].get(metric, np.nan)
     for name, values in summary["saliency"].items():
@@ -87,7 +89,7 @@ def add_drops(table: pd.DataFrame, baseline: str | None = None) -> tuple[pd.Data
         if baseline is not None:
             matches = rows[(rows["scenario"] == baseline) | rows["dataset"].map(lambda d: Path(d).name == baseline)]
             if matches.empty:
-                raise ValueError(f"--baseline {baseline!r} matches no scenario name or dataset folder "
+                raise UserError(f"--baseline {baseline!r} matches no scenario name or dataset folder "
                                  f"(have: {', '.join(rows['scenario'])})")
         else:
             matches = rows[rows["n_masked"] == 0]
@@ -105,6 +107,16 @@ def add_drops(table: pd.DataFrame, baseline: str | None = None) -> tuple[pd.Data
     return table, chosen
 
 
+def seen_face_warnings(table: pd.DataFrame) -> list[str]:
+    """One line per (model, scenario) whose evaluated split holds faces the model trained on."""
+    if "trained_faces" not in table.columns:
+        return []
+    return [f"{row['model']} on {row['scenario']}: {int(row['trained_faces'])} evaluated faces "
+            f"({int(row['trained_samples'])} of {int(row['n'])} samples) were in its training split; those scores "
+            "overstate generalisation (build every dataset from one pool with the same `splits` shares and seed)"
+            for _, row in table.iterrows() if row["trained_faces"] > 0]
+
+
 def write_comparison(out: Path, table: pd.DataFrame, baselines: dict[str, str | None]) -> dict[str, Path]:
     """comparison.csv, comparison.md and the bar charts; returns the figure paths."""
     out.mkdir(parents=True, exist_ok=True)
@@ -120,7 +132,7 @@ def write_comparison(out: Path, table: pd.DataFrame, baselines: dict[str, str | 
                                               title="Drop vs the baseline scenario (> 0 = worse)", unit_range=False)
     several = table["model"].nunique() > 1
     keys = (["model"] if several else []) + ["scenario"]
-    lines = ["# Scenario comparison", ""]
+    lines = ["# Scenario comparison", "", *(f"**Warning:** {w}\n" for w in seen_face_warnings(table))]
     for model, base in baselines.items():
         lines.append(f"- {model}: baseline "
                      + (f"`{base}`" if base else "none (no scenario without masks; pass --baseline)"))

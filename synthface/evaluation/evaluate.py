@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
+from synthface.dataset import face_ids
 from synthface.evaluation import gallery, plots
 from synthface.evaluation.grouping import FAIRNESS_COLUMNS, OCCLUSION_COLUMNS, grouped_report
 from synthface.evaluation.inference import ATTENTION_SHARE, COVERED_AREA, Predictions, gradcam_share_column
@@ -26,6 +26,7 @@ from synthface.evaluation.report import (
 )
 from synthface.evaluation.robustness import paired_robustness
 from synthface.evaluation.saliency import summarise_shares
+from synthface.yamlio import YamlError, load_yaml_file
 
 # One panel per head in the per-group bar charts (the tables in report.md have every headline metric).
 GROUP_PLOT_METRICS = ("age.mae", "gender.accuracy", "race.accuracy", "mask.accuracy")
@@ -36,9 +37,10 @@ def scenario_name(data: Path) -> str:
     scenario_file = Path(data) / "scenario.yaml"
     if scenario_file.is_file():
         try:
-            name = (yaml.safe_load(scenario_file.read_text()) or {}).get("name")
-        except yaml.YAMLError:
-            name = None
+            document = load_yaml_file(scenario_file, "scenario YAML file")
+        except YamlError:
+            document = None
+        name = document.get("name") if isinstance(document, dict) else None
         if name:
             return str(name)
     return Path(data).resolve().name
@@ -76,6 +78,31 @@ def summarise(
     }
 
 
+def trained_on(info: dict, table: pd.DataFrame) -> dict:
+    """How many of the evaluated faces (and samples) the model was trained on, by `source_id`.
+
+    Datasets built from one pool share each face's split (plan.face_split), so this is 0 unless
+    the datasets used different pools, `splits` shares or `splits.seed`; scores on seen faces
+    overstate how well a model generalises."""
+    seen = set(info.get("train_faces") or ())
+    faces = set(face_ids(table))
+    overlap = faces & seen
+    samples = int(table["source_id"].astype(str).isin(overlap).sum()) if overlap else 0
+    return {"faces": len(overlap), "of_faces": len(faces), "samples": samples, "of_samples": int(len(table)),
+            "known": bool(seen)}
+
+
+def overlap_warning(summary: dict) -> str | None:
+    """A plain warning when the evaluated split holds faces the model trained on, else None."""
+    seen = summary.get("trained_on") or {}
+    if not seen.get("faces"):
+        return None
+    return (f"{summary['scenario']} ({summary['dataset']}, split {summary['split']}): {seen['faces']} of its "
+            f"{seen['of_faces']} faces ({seen['samples']} of {seen['of_samples']} samples) are faces the model was "
+            "trained on; its scores there overstate generalisation. Build datasets from one pool with the same "
+            "`splits` (shares and seed) to keep training faces out of evaluated splits.")
+
+
 def run_scenario(
     model,
     info: dict,
@@ -101,6 +128,7 @@ def run_scenario(
         "dataset": str(data),
         "scenario": scenario_name(data),
         "split": split,
+        "trained_on": trained_on(info, table),
         "model": {key: info[key] for key in ("race_taxonomy", "image_size", "attention", "epoch", "step", "classes")},
         **summarise(found.table, info["classes"], n_bootstrap=n_bootstrap, min_group_size=min_group_size),
     }

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score
 
+from synthface.dataset import DatasetError
 from synthface.taxonomy import parse_age_bin
 
 HEADS = ("age", "gender", "race", "mask")
@@ -56,7 +57,7 @@ def _label_indices(labels: pd.Series, classes: Sequence[str], column: str) -> np
     lookup = {name: index for index, name in enumerate(classes)}
     unknown = sorted(set(labels.astype(str)) - set(lookup))
     if unknown:
-        raise ValueError(f"column {column!r} has label(s) {unknown} that are not classes of the model {list(classes)}")
+        raise DatasetError(f"column {column!r} has label(s) {unknown} that are not classes of the model {list(classes)}")
     return labels.astype(str).map(lookup).to_numpy(dtype=np.int64)
 
 

@@ -9,6 +9,7 @@ what it was trained on. An unreadable image or one without a face gives an entry
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -42,6 +43,16 @@ def read_rgb(path: Path) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+@dataclass
+class FaceResult:
+    """One face as the model saw it: the JSON entry `predict` prints, the aligned crop fed to the
+    model, and its spatial attention map (h x w in [0, 1]; None for a model trained without attention)."""
+
+    entry: dict
+    crop: np.ndarray
+    attention: np.ndarray | None
+
+
 class FacePredictor:
     """Checkpoint + landmarker: call `predict(rgb)` for a list of per-face dicts."""
 
@@ -62,6 +73,10 @@ class FacePredictor:
 
     def predict(self, rgb: np.ndarray, all_faces: bool = True) -> list[dict]:
         """Per detected face (largest first): box, age, and label + probabilities per head."""
+        return [found.entry for found in self.explain(rgb, all_faces)]
+
+    def explain(self, rgb: np.ndarray, all_faces: bool = True) -> list[FaceResult]:
+        """`predict`'s entries with what the model saw: each face's aligned crop and its attention map."""
         import torch
 
         from synthface.align import align_face
@@ -76,6 +91,7 @@ class FacePredictor:
         batch = torch.stack([self.transform(image=crop)["image"] for crop in crops]).to(self.device)
         with torch.inference_mode():
             outputs = self.model(batch)
+        attention = outputs.get("attention")
         results = []
         for index, face in enumerate(faces):
             entry: dict = {
@@ -90,7 +106,8 @@ class FacePredictor:
                     "label": names[int(probabilities.argmax())],
                     "probabilities": {name: round(float(p), 4) for name, p in zip(names, probabilities)},
                 }
-            results.append(entry)
+            face_attention = attention[index, 0].float().cpu().numpy() if attention is not None else None
+            results.append(FaceResult(entry, crops[index], face_attention))
         return results
 
 

@@ -84,6 +84,14 @@ def _group_section(title: str, report: dict, metrics: Sequence[str]) -> list[str
     return lines + [""]
 
 
+def seen_faces_lines(summary: dict) -> list[str]:
+    """The report's warning line when the evaluated split holds faces the model trained on."""
+    from synthface.evaluation.evaluate import overlap_warning
+
+    warning = overlap_warning(summary)
+    return ["", f"**Warning:** {warning}"] if warning else []
+
+
 def write_markdown_report(path: Path, summary: dict, figures: dict[str, Path]) -> None:
     """report.md: headline numbers first, then per-head detail, fairness, occlusion, pairs, saliency."""
     path = Path(path)
@@ -97,6 +105,7 @@ def write_markdown_report(path: Path, summary: dict, figures: dict[str, Path]) -
         f"({summary['n_masked']} masked)",
         f"- model: {summary['model']['race_taxonomy']} races, {summary['model']['image_size']} px input, "
         f"attention {'on' if summary['model']['attention'] else 'off'}",
+        *seen_faces_lines(summary),
         "",
         "## Headline",
         "",

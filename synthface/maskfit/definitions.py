@@ -11,11 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, Optional, Sequence, Union
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from synthface.errors import describe_problems, validation_problems
+from synthface.errors import UserError, describe_problems, validation_problems
 from synthface.paths import bundled_dir
+from synthface.yamlio import YamlError, load_yaml_file
 
 WEAR_STYLES: tuple[str, ...] = ("proper", "nose_exposed", "chin", "strap_loose")
 PATTERNS: tuple[str, ...] = ("plain", "stripes", "dots", "checks", "floral")
@@ -24,7 +24,7 @@ PALETTES_FILE = "palettes.yaml"
 Point = tuple[float, float]
 
 
-class MaskDefinitionError(ValueError):
+class MaskDefinitionError(UserError, ValueError):
     """A mask definition or palette file is invalid; the message names the file and the key."""
 
 
@@ -36,7 +36,7 @@ class Pleats(_Strict):
     """Horizontal pleats (surgical masks): folds that open over the face and gather at the side bindings."""
 
     kind: Literal["pleats"]
-    count: int = Field(3, ge=1, le=8, description="Number of folds.")
+    count: int = Field(3, ge=1, le=8, strict=True, description="Number of folds.")
     top: float = Field(0.45, description="Face-space y of the first fold on the midline.")
     bottom: float = Field(1.45, description="Face-space y of the last fold on the midline.")
     gather: float = Field(0.35, ge=0, le=1, description="How much folds converge toward the mask's top/bottom centre at the sides (0: parallel).")
@@ -159,6 +159,10 @@ class MaskDefinition(_Strict):
     patterns: dict[Literal["plain", "stripes", "dots", "checks", "floral"], float] = Field(
         default_factory=lambda: {"plain": 1.0}, description="Pattern -> weight.")
     recolor: bool = Field(True, description="Whether colour variation applies (photo templates may opt out).")
+    generator: Optional[Literal["hand"]] = Field(
+        None, description="Draw the occluder procedurally instead of from `outline`/`relief`: `hand` makes a new hand "
+                          "for every sample (pose, view, size, angle, finger spread, skin tone from the face; see "
+                          "docs/masks.md). `outline` then only sets the type's nominal extent.")
     skin_from_face: bool = Field(
         False, description="Colour taken from the face's own skin (hands): the palette colour only tints it slightly.")
     image: Optional[str] = Field(
@@ -214,10 +218,9 @@ class MaskDefinition(_Strict):
 
 def _read_yaml(file: Path) -> object:
     try:
-        with open(file, encoding="utf-8") as handle:
-            return yaml.safe_load(handle)
-    except yaml.YAMLError as error:
-        raise MaskDefinitionError(f"{file}: not valid YAML: {error}") from None
+        return load_yaml_file(file, "mask definition (YAML)")
+    except YamlError as error:
+        raise MaskDefinitionError(str(error)) from None
 
 
 def load_definition(file: Path) -> MaskDefinition:

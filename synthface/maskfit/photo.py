@@ -18,6 +18,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from synthface.errors import UserError
+
 # Named face points (face space, see canonical.py) that explicit anchors may refer to.
 # "left"/"right" are the subject's sides: the subject's left cheek is on the image's right.
 FACE_POINTS: dict[str, tuple[float, float]] = {
@@ -36,7 +38,7 @@ EDGE_ERODE_PX = 1.0  # pixels shaved off the alpha (a badly cut edge carries bac
 EDGE_FEATHER_PX = 0.8  # Gaussian feather of the alpha edge
 
 
-class PhotoTemplateError(ValueError):
+class PhotoTemplateError(UserError, ValueError):
     """A photo template cannot be used (unreadable image, empty alpha, bad anchors)."""
 
 

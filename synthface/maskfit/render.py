@@ -21,6 +21,8 @@ from synthface.capture import CaptureEstimate, add_capture_noise, match_layer
 from synthface.maskfit.appearance import MaskParams
 from synthface.maskfit.canonical import canonical_face
 from synthface.maskfit.definitions import MaskDefinition, Valve
+from synthface.maskfit.hands import render_hand, sample_hand
+from synthface.maskfit.proportions import LOWER_EYELIDS, clear_the_eyes, reach_below_jaw, tuck_map
 from synthface.maskfit.template import LEVELS, colourise, static_template
 from synthface.maskfit.warp import (
     MaskFitError,
@@ -250,8 +252,15 @@ def fit_mask(image_rgb: np.ndarray, points: np.ndarray, definition: MaskDefiniti
     canonical = canonical_face()
     image_xy = points[indices, :2] / scale
     to_face = ThinPlateSpline(image_xy, canonical[indices, :2], SPLINE_SMOOTHING)
-    polygon = clip_polygon(points, *effective_margins(definition, params.wear_style))
-    to_template = wear_transform(definition, params)
+    side_margin, bottom_margin = effective_margins(definition, params.wear_style)
+    polygon = clip_polygon(points, side_margin, bottom_margin)
+    if definition.generator == "hand":
+        return _fit_hand(image_rgb, points, definition, params, light, polygon, capture, noise_seed)
+    level = next((lv for lv in LEVELS if lv >= 0.75 * scale), LEVELS[-1])
+    template = static_template(definition, level)
+    # The face's own proportions: the top edge stays below its lower eyelids (children, short noses).
+    eyelids = to_face(points[list(LOWER_EYELIDS), :2] / scale)
+    to_template = clear_the_eyes(template.outline, wear_transform(definition, params), eyelids)
     x0, y0 = np.floor(np.maximum(polygon.min(0), 0)).astype(int)
     x1, y1 = np.ceil(np.minimum(polygon.max(0) + 1, [width, height])).astype(int)
     # The clip region spans the whole face; nothing is drawn above the mask's top or its straps.
@@ -268,12 +277,12 @@ def fit_mask(image_rgb: np.ndarray, points: np.ndarray, definition: MaskDefiniti
     grid = np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2)
     face_xy = to_face(grid / scale)
 
-    level = next((lv for lv in LEVELS if lv >= 0.75 * scale), LEVELS[-1])
-    template = static_template(definition, level)
     template_xy = face_xy @ to_template[:, :2].T + to_template[:, 2]
     template_px = (template_xy - template.origin) * template.ppu
     maps = template_px.reshape(grid_h, grid_w, 2).astype(np.float32)
     maps = cv2.resize(maps, (box_w, box_h), interpolation=cv2.INTER_LINEAR)
+    maps = tuck_map(maps, template.origin, template.ppu, to_template, params.wear_style, bottom_margin,
+                    reach_below_jaw(template.outline, to_template))
 
     if definition.skin_from_face:
         params = replace(params, color=_skin_colour(image_rgb, points, params.color))
@@ -301,7 +310,37 @@ def fit_mask(image_rgb: np.ndarray, points: np.ndarray, definition: MaskDefiniti
         alpha, premultiplied = _draw_straps(paths, definition, params, points, image_xy, scale, (x0, y0), clip_f,
                                             alpha, premultiplied)
 
-    # 5. Contact shadow: the mask stands off the skin, so its edge casts a soft shadow away from the light.
+    # 5. Contact shadow, camera match, composite.
+    blended, alpha = _composite(image_rgb[y0:y1, x0:x1], premultiplied, alpha, body_alpha, clip_f, light, scale, capture,
+                                noise_seed, (lambda box: _behind_plastic(box, template, maps, clip_f)) if template.window.any() else None)
+
+    out = image_rgb.copy()
+    out[y0:y1, x0:x1] = blended
+    full_alpha = np.zeros((height, width), np.float32)
+    full_alpha[y0:y1, x0:x1] = alpha
+    if template.window.any():
+        # A clear window still covers the face: count it in the occlusion map though it lets the face show.
+        covered = cv2.remap(template.alpha, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        full_alpha[y0:y1, x0:x1] = np.maximum(alpha, covered * clip_f)
+    return _result(out, full_alpha, points)
+
+
+def _result(out: np.ndarray, full_alpha: np.ndarray, points: np.ndarray) -> MaskRender:
+    occlusion = full_alpha > 0.5
+    oval = facemesh.polygon_mask(points, facemesh.FACE_OVAL, out.shape[:2])
+    fraction = float((occlusion & oval).sum() / max(oval.sum(), 1))
+    return MaskRender(out, occlusion, fraction, full_alpha)
+
+
+def _composite(box_rgb: np.ndarray, premultiplied: np.ndarray, alpha: np.ndarray, body_alpha: np.ndarray,
+               clip_f: np.ndarray, light: np.ndarray, scale: float, capture: CaptureEstimate | None, noise_seed: int,
+               see_through=None) -> tuple[np.ndarray, np.ndarray]:
+    """Blend a premultiplied layer over an image box: contact shadow on the skin, the photo's camera on the layer.
+
+    Returns (blended uint8 box, the layer's final alpha). `see_through` alters the skin behind a clear window.
+    """
+    box_h, box_w = alpha.shape
+    # The occluder stands off the skin, so its edge casts a soft shadow away from the light.
     offset = np.clip(-light[:2] / max(light[2], 0.3), -2, 2) * 0.025 * scale
     shift = np.float32([[1, 0, offset[0]], [0, 1, offset[1] + 0.01 * scale]])
     cast = cv2.warpAffine(body_alpha, shift, (box_w, box_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
@@ -312,23 +351,33 @@ def fit_mask(image_rgb: np.ndarray, points: np.ndarray, definition: MaskDefiniti
         premultiplied, alpha = match_layer(premultiplied, alpha, capture)
     uncovered = 1 - alpha
     skin_weight = uncovered * (1 - SHADOW_STRENGTH * cast * uncovered)
-    box = image_rgb[y0:y1, x0:x1].astype(np.float32)
-    if template.window.any():
-        box = _behind_plastic(box, template, maps, clip_f)
+    box = box_rgb.astype(np.float32)
+    if see_through is not None:
+        box = see_through(box)
     blended = box * cv2.merge([skin_weight] * 3) + premultiplied
     blended = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
-    if capture is not None:  # and its grain and compression, on the mask only (the photo has its own)
+    if capture is not None:  # and its grain and compression, on the layer only (the photo has its own)
         blended = add_capture_noise(blended, alpha, capture, noise_seed)
+    return blended, alpha
 
+
+def _fit_hand(image_rgb: np.ndarray, points: np.ndarray, definition: MaskDefinition, params: MaskParams,
+              light: np.ndarray, polygon: np.ndarray, capture: CaptureEstimate | None, noise_seed: int) -> MaskRender:
+    """A procedural hand (`generator: hand`): a new shape and pose per sample, drawn from its texture seed."""
+    height, width = image_rgb.shape[:2]
+    shape = sample_hand(np.random.default_rng(params.texture_seed))
+    skin = _skin_colour(image_rgb, points, params.color)
+    layer = render_hand(shape, points, (height, width), skin, light, definition.material.shading)
+    if layer is None:
+        raise MaskFitError("the hand falls outside the image")
+    box_h, box_w = layer.alpha.shape
+    x0, y0 = layer.x0, layer.y0
+    clip = np.zeros((box_h, box_w), np.uint8)  # its shadow falls on the face only
+    cv2.fillPoly(clip, [np.round((polygon - [x0, y0]) * 16).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=4)
+    blended, alpha = _composite(image_rgb[y0:y0 + box_h, x0:x0 + box_w], layer.premultiplied, layer.alpha, layer.alpha,
+                                clip.astype(np.float32) * (1 / 255), light, face_scale(points), capture, noise_seed)
     out = image_rgb.copy()
-    out[y0:y1, x0:x1] = blended
+    out[y0:y0 + box_h, x0:x0 + box_w] = blended
     full_alpha = np.zeros((height, width), np.float32)
-    full_alpha[y0:y1, x0:x1] = alpha
-    if template.window.any():
-        # A clear window still covers the face: count it in the occlusion map though it lets the face show.
-        covered = cv2.remap(template.alpha, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        full_alpha[y0:y1, x0:x1] = np.maximum(alpha, covered * clip_f)
-    occlusion = full_alpha > 0.5
-    oval = facemesh.polygon_mask(points, facemesh.FACE_OVAL, (height, width))
-    fraction = float((occlusion & oval).sum() / max(oval.sum(), 1))
-    return MaskRender(out, occlusion, fraction, full_alpha)
+    full_alpha[y0:y0 + box_h, x0:x0 + box_w] = alpha
+    return _result(out, full_alpha, points)

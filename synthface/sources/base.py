@@ -14,6 +14,7 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from synthface.errors import UserError
 from synthface.taxonomy import RACE_TAXONOMIES
 
 SourceKind = Literal["utkface", "fairface", "table", "demo"]
@@ -21,7 +22,7 @@ SOURCE_KINDS: tuple[str, ...] = get_args(SourceKind)
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 
 
-class SourceError(ValueError):
+class SourceError(UserError, ValueError):
     """A source cannot be read at all (missing folder, unreadable table); the message says what to fix."""
 
 

@@ -16,6 +16,8 @@ from typing import Any, TypedDict
 
 import torch
 
+from synthface.dataset import atomic_file
+from synthface.errors import UserError
 from synthface.training.model import OAMNet
 
 FORMAT_VERSION = 1
@@ -35,26 +37,19 @@ class InferenceInfo(TypedDict):
     epoch: int
     step: int
     metrics: dict[str, float]  # validation metrics of this checkpoint's epoch
+    train_faces: list[str]  # source_id of every face in the training split ([] for older checkpoints)
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint file is missing, unreadable or from an incompatible run."""
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """torch.save into a temporary file beside `path`, then rename: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save({"format_version": FORMAT_VERSION, **state}, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(Path(path)) as handle:
+        torch.save({"format_version": FORMAT_VERSION, **state}, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def link_checkpoint(source: Path, target: Path) -> None:
@@ -122,5 +117,6 @@ def load_for_inference(path: Path | str, device: str | torch.device = "cpu") -> 
         epoch=int(state["epoch"]),
         step=int(state["step"]),
         metrics=dict(state.get("metrics", {})),
+        train_faces=list(state.get("train_faces", [])),
     )
     return model, info

@@ -43,12 +43,9 @@ def train_command(
     """Train the occlusion-aware multi-task model (OAMNet) on a synthface dataset."""
     from rich.console import Console
 
-    from synthface.dataset import DatasetError
-    from synthface.training.checkpoint import CheckpointError
+    from synthface.cliutil import user_errors
     from synthface.training.loop import BEST, train
-    from synthface.training.model import BackboneWeightsError
     from synthface.training.recipe import (
-        RecipeError,
         load_recipe,
         parse_set_option,
         resolve_recipe_path,
@@ -56,7 +53,7 @@ def train_command(
     )
 
     console = Console(soft_wrap=True)
-    try:
+    with user_errors():
         resolved = load_recipe(resolve_recipe_path(recipe))
         overrides = dict(parse_set_option(text) for text in set_values)
         options = {
@@ -69,9 +66,6 @@ def train_command(
         resolved = with_overrides(resolved, overrides)
         out_dir = out or Path("runs") / resolved.name
         result = train(resolved, data, out_dir, resume=resume, console=console)
-    except (RecipeError, DatasetError, CheckpointError, BackboneWeightsError) as error:
-        console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
-        raise typer.Exit(code=2) from None
     if result.history and result.is_main:
         last = result.history[-1]
         console.print(

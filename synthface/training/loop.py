@@ -23,14 +23,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
-from synthface.dataset import atomic_write_bytes
+from synthface.dataset import atomic_write_bytes, face_ids
 from synthface.training import distributed as D
 from synthface.training.checkpoint import CheckpointError, link_checkpoint, load_checkpoint, save_checkpoint
 from synthface.training.data import build_data, class_weights
 from synthface.training.losses import MultiTaskLoss
 from synthface.training.metrics import MetricTracker
 from synthface.training.model import OAMNet
-from synthface.training.recipe import STOPPING_METRICS, TASKS, Recipe
+from synthface.training.recipe import STOPPING_METRICS, TASKS, Recipe, RecipeError
 from synthface.training.transforms import MEAN, STD, normalize_on_device
 
 LAST, BEST, METRICS_CSV, RECIPE_YAML, TENSORBOARD_DIR = "last.pt", "best.pt", "metrics.csv", "recipe.yaml", "tb"
@@ -64,7 +64,7 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
             return torch.bfloat16
         return None
     if precision == "fp16" and device.type != "cuda":
-        raise ValueError("runtime.precision fp16 needs a CUDA device; use bf16 or fp32 on CPU")
+        raise RecipeError("runtime.precision fp16 needs a CUDA device; use bf16 or fp32 on CPU")
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}[precision]
 
 
@@ -129,6 +129,7 @@ class Trainer:
             self.module.to(memory_format=torch.channels_last)
 
         self.steps_per_epoch = self.data.train_sampler.per_epoch // recipe.data.batch_size
+        self.train_faces = face_ids(self.data.train_table)
         # The schedule always spans all epochs; max_steps only stops early, so a run stopped by it
         # continues with --resume exactly as if it had never stopped.
         schedule_steps = recipe.optim.epochs * self.steps_per_epoch
@@ -212,6 +213,8 @@ class Trainer:
             "mean": list(MEAN),
             "std": list(STD),
             "dataset_fingerprint": self.data.fingerprint,
+            # The real faces trained on: evaluate/compare warn when they appear in an evaluated split.
+            "train_faces": self.train_faces,
             "world_size": self.ctx.world_size,
         }
 

@@ -18,12 +18,14 @@ import torch
 from torch import nn
 from torchvision.models import ResNet50_Weights, resnet50
 
+from synthface.errors import UserError
+
 FEATURE_CHANNELS = 2048  # channels of ResNet-50's layer4
 HEAD_HIDDEN = 512
 HEAD_NAMES = ("age", "gender", "race", "mask")
 
 
-class BackboneWeightsError(RuntimeError):
+class BackboneWeightsError(UserError, RuntimeError):
     """The requested backbone weights could not be loaded; the message says how to fix it."""
 
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from synthface.errors import describe_problems, validation_problems
+from synthface.errors import UserError, describe_problems, validation_problems
+from synthface.yamlio import YamlError, load_yaml_file, load_yaml_text
 
 TASKS = ("age", "gender", "race", "mask")
 # Validation metrics early stopping may watch, and whether lower is better.
@@ -28,7 +28,7 @@ STOPPING_METRICS: dict[str, str] = {
 BALANCE_COLUMNS = ("gender", "race", "mask", "age_bin", "mask_type")
 
 
-class RecipeError(ValueError):
+class RecipeError(UserError, ValueError):
     """A recipe file or override is invalid; the message names the key and what was expected."""
 
 
@@ -44,10 +44,10 @@ class ModelSection(_Section):
 
 
 class DataSection(_Section):
-    image_size: int = Field(224, ge=32, le=1024, description="square input size in pixels")
-    batch_size: int = Field(128, ge=2, description="images per step per GPU/process")
-    workers: int = Field(8, ge=0, description="data-loading processes per GPU/process")
-    prefetch_factor: int = Field(4, ge=1, description="batches each worker keeps ready")
+    image_size: int = Field(224, ge=32, le=1024, strict=True, description="square input size in pixels")
+    batch_size: int = Field(128, ge=2, le=65_536, strict=True, description="images per step per GPU/process")
+    workers: int = Field(8, ge=0, le=256, strict=True, description="data-loading processes per GPU/process")
+    prefetch_factor: int = Field(4, ge=1, le=256, strict=True, description="batches each worker keeps ready")
     train_split: str = "train"
     val_split: str = "val"
     balance_by: list[str] = Field(default_factory=list, description="columns whose joint groups are sampled equally")
@@ -101,8 +101,8 @@ class LossSection(_Section):
 
 
 class OptimSection(_Section):
-    epochs: int = Field(30, ge=1)
-    max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps in total (the schedule still spans all epochs)")
+    epochs: int = Field(30, ge=1, le=100_000, strict=True)
+    max_steps: int | None = Field(None, ge=1, le=10**12, strict=True, description="stop after this many optimizer steps in total (the schedule still spans all epochs)")
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.05, ge=0)
     warmup_epochs: float = Field(1.0, ge=0)
@@ -112,7 +112,7 @@ class OptimSection(_Section):
 
 class EarlyStoppingSection(_Section):
     metric: str = "val_loss"
-    patience: int = Field(5, ge=1, description="epochs without improvement before stopping")
+    patience: int = Field(5, ge=1, le=100_000, strict=True, description="epochs without improvement before stopping")
 
     @field_validator("metric")
     @classmethod
@@ -127,13 +127,13 @@ class RuntimeSection(_Section):
     precision: Literal["auto", "bf16", "fp16", "fp32"] = Field("auto", description="auto = bf16 on CUDA, fp32 on CPU")
     channels_last: bool = True
     compile: bool = False
-    checkpoint_every_steps: int = Field(0, ge=0, description="also write last.pt every N steps (0 = per epoch)")
-    log_every_steps: int = Field(20, ge=1, description="progress-bar refresh (a GPU sync) every N steps")
+    checkpoint_every_steps: int = Field(0, ge=0, le=10**12, strict=True, description="also write last.pt every N steps (0 = per epoch)")
+    log_every_steps: int = Field(20, ge=1, le=10**9, strict=True, description="progress-bar refresh (a GPU sync) every N steps")
 
 
 class Recipe(_Section):
     name: str = "oam_resnet50"
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**63 - 1, strict=True)
     model: ModelSection = Field(default_factory=ModelSection)
     data: DataSection = Field(default_factory=DataSection)
     augment: AugmentSection = Field(default_factory=AugmentSection)
@@ -160,12 +160,10 @@ def parse_recipe(data: dict[str, Any], source: str = "recipe") -> Recipe:
 def load_recipe(path: Path | str) -> Recipe:
     """Read and validate a recipe YAML file."""
     path = Path(path)
-    if not path.is_file():
-        raise RecipeError(f"{path}: recipe file not found")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise RecipeError(f"{path}: not valid YAML: {error}") from None
+        data = load_yaml_file(path, "training recipe (YAML)") or {}
+    except YamlError as error:
+        raise RecipeError(str(error)) from None
     if not isinstance(data, dict):
         raise RecipeError(f"{path}: a recipe must be a mapping of sections, found {type(data).__name__}")
     return parse_recipe(data, str(path))
@@ -173,9 +171,9 @@ def load_recipe(path: Path | str) -> Recipe:
 
 def resolve_recipe_path(name_or_path: str) -> Path:
     """A recipe file path, or the name of a bundled recipe (`oam_resnet50` -> train/oam_resnet50.yaml)."""
-    path = Path(name_or_path)
-    if path.is_file():
-        return path
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        return path  # a folder or device is named as such when it is read, not reported as missing
     from synthface.paths import bundled_dir
 
     bundled = bundled_dir("train") / f"{path.stem}.yaml"
@@ -206,4 +204,7 @@ def parse_set_option(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise RecipeError(f"--set {text!r}: expected KEY=VALUE, e.g. --set model.head_dropout=0.5")
     key, raw = text.split("=", 1)
-    return key.strip(), yaml.safe_load(raw)
+    try:
+        return key.strip(), load_yaml_text(raw, f"--set {text!r}")
+    except YamlError as error:
+        raise RecipeError(f"{error}; quote YAML-special values, e.g. --set name='\"a: b\"'") from None
