@@ -426,4 +426,21 @@ def _blame_option(key: str, given: dict) -> str:
 
 def scenario_to_yaml(scenario: Scenario) -> str:
     """The resolved scenario (defaults filled in) as YAML, written next to the dataset."""
-    return yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False)
+    data = scenario.model_copy(update={"lighting": scenario.lighting.filled()}).model_dump(mode="json")
+    # Lighting keys a preset sets are listed under lighting.presets; a null beside them would read as "unknown".
+    data["lighting"] = {key: value for key, value in data["lighting"].items() if value is not None}
+    data["lighting"]["presets"] = {name: {k: v for k, v in keys.items() if v is not None}
+                                   for name, keys in data["lighting"].get("presets", {}).items()}
+    return yaml.dump(data, Dumper=_ScenarioDumper, sort_keys=False)
+
+
+class _ScenarioDumper(yaml.SafeDumper):
+    """Short lists of numbers ([low, high] ranges, age bins) on one line, as people write them."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list):
+    flat = all(isinstance(item, (int, float, str, bool)) or item is None for item in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flat and len(data) <= 8)
+
+
+_ScenarioDumper.add_representer(list, _represent_list)
