@@ -31,3 +31,19 @@ def cache_dir() -> Path:
         path = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "synthface"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def file_problem(path: Path, what: str) -> str | None:
+    """Why `path` is not a readable regular file, as 'PATH: ...; expected WHAT', or None when it is one.
+
+    A folder, a device such as /dev/zero or a missing path each get their own words, so no
+    error says "not found" of something that exists, and no reader blocks on a device.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return f"{path}: is a folder; expected {what}"
+    if not path.exists():
+        return f"{path}: file not found; expected {what}"
+    if not path.is_file():
+        return f"{path}: is not a regular file (a device, pipe or socket); expected {what}"
+    return None

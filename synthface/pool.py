@@ -7,6 +7,7 @@ list it: silent drops are how label noise creeps into datasets.
 
 from __future__ import annotations
 
+import hashlib
 import signal
 from collections import Counter
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ class PoolReport:
     n_detected: int = 0
     n_multi_face: int = 0
     skipped: list[SkippedInput] = field(default_factory=list)
+    identical_photos: list[dict] = field(default_factory=list)  # groups of byte-identical usable photos, see find_identical
 
     def reasons(self) -> dict[str, int]:
         return dict(Counter(item.reason.split(":")[0] for item in self.skipped).most_common())
@@ -159,6 +161,39 @@ def usable_face(record: FaceRecord, detection: CachedDetection, scenario: Scenar
     return PoolFace(record, age_bin, record.gender, race, reuse_unlimited)
 
 
+def find_identical(faces: list[PoolFace]) -> list[dict]:
+    """Groups of usable faces whose image files are byte-identical, with `conflict` when their labels differ.
+
+    One photo under two labels is label noise the model cannot learn from, and copies under two
+    ids can land in different splits. Only files of equal size are hashed, so this costs a stat
+    per face plus a read of the rare size collisions.
+    """
+    by_size: dict[int, list[PoolFace]] = {}
+    for face in faces:
+        try:
+            by_size.setdefault(face.record.path.stat().st_size, []).append(face)
+        except OSError:
+            continue
+    groups: dict[str, list[PoolFace]] = {}
+    for same_size in by_size.values():
+        if len(same_size) < 2:
+            continue
+        for face in same_size:
+            try:
+                digest = hashlib.sha256(face.record.path.read_bytes()).hexdigest()
+            except OSError:
+                continue
+            groups.setdefault(digest, []).append(face)
+    found = []
+    for digest, members in groups.items():
+        if len(members) < 2:
+            continue
+        labels = [f"age {m.record.age:g}, {m.gender}, {m.race}" for m in members]
+        found.append({"sha256": digest[:16], "files": [str(m.record.path) for m in members], "labels": labels,
+                      "conflict": len(set(labels)) > 1})
+    return sorted(found, key=lambda group: (not group["conflict"], group["files"]))
+
+
 def build_pool(scenario: Scenario, sources: list[SourceSpec], cache: LandmarkCache, workers: int,
                model_path: Path | None = None, quiet: bool = False) -> tuple[list[PoolFace], list[FaceLandmarks], PoolReport]:
     """Read the sources, detect landmarks, and split records into usable faces and skipped inputs.
@@ -192,4 +227,5 @@ def build_pool(scenario: Scenario, sources: list[SourceSpec], cache: LandmarkCac
             else:
                 faces.append(verdict)
                 landmarks.append(detection.face)
+    report.identical_photos = find_identical(faces)
     return faces, landmarks, report

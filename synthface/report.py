@@ -16,6 +16,7 @@ import pandas as pd
 
 from synthface.balance import imbalance_metrics
 from synthface.dataset import atomic_write_bytes
+from synthface.markdown import md_row
 from synthface.plan import ATTRIBUTES, SPLITS, Plan
 from synthface.pool import PoolReport
 from synthface.scenario import Scenario, follows_pool
@@ -45,7 +46,9 @@ def build_report(scenario: Scenario, plan: Plan, pool: PoolReport, table: pd.Dat
     )
     pool_faces = pd.DataFrame([dict(age_bin=f.age_bin, gender=f.gender, race=f.race) for f in plan.faces])
     targets = dict(plan.targets)
-    masked_targets = {"mask_type": dict(scenario.mask.types), "wear_style": dict(scenario.mask.wear_styles)}
+    # Mask types and wear styles are shares among masked samples: no masked sample, no target for them.
+    masked = plan.targets["mask"].get("1", 0) > 0
+    masked_targets = {"mask_type": dict(scenario.mask.types), "wear_style": dict(scenario.mask.wear_styles)} if masked else {}
     report = {
         "scenario": scenario.name,
         "seed": plan.seed,
@@ -60,6 +63,7 @@ def build_report(scenario: Scenario, plan: Plan, pool: PoolReport, table: pd.Dat
             "images_with_several_faces": pool.n_multi_face,
             "skipped_by_reason": pool.reasons(),
             "skipped": [{"path": s.path, "reason": s.reason} for s in pool.skipped],
+            "identical_photos": list(pool.identical_photos),
         },
         "targets": targets | masked_targets,
         # The resolved targets: how each was given, and the joint (age bin, gender, race) shares the strata are
@@ -99,7 +103,7 @@ def finish_report(report: dict, table: pd.DataFrame | None, failures: list[dict]
     report["attributes"] = {}
     for attribute, shares in targets.items():
         denominator = n_masked if attribute in ("mask_type", "wear_style") else n_achieved
-        base = requested * (targets["mask"]["1"] if attribute in ("mask_type", "wear_style") else 1)
+        base = requested * (targets["mask"].get("1", 0) if attribute in ("mask_type", "wear_style") else 1)
         report["attributes"][attribute] = {
             label: {"target": share, "target_count": share * base, "achieved": achieved[attribute].get(label, 0) / denominator,
                     "count": int(achieved[attribute].get(label, 0))}
@@ -199,30 +203,40 @@ def render_markdown(report: dict, max_rows: int = 40) -> str:
     lines.append("## Target vs achieved per attribute")
     for attribute, labels in report["attributes"].items():
         lines += ["", f"### {attribute}", "", "| label | target | achieved | count |", "|---|---:|---:|---:|"]
-        lines += [f"| {label} | {row['target']:.1%} | {row['achieved']:.1%} | {row['count']} |" for label, row in labels.items()]
+        lines += [md_row([label, f"{row['target']:.1%}", f"{row['achieved']:.1%}", row["count"]]) for label, row in labels.items()]
     lines += ["", "## Imbalance metrics (before = usable pool faces, after = dataset)", "",
               "| attribute | metric | pool | target | dataset |", "|---|---|---:|---:|---:|"]
     for attribute, sides in report["imbalance"].items():
         for metric in HEADLINE_METRICS:
             pool_value = sides["pool"][metric] if sides["pool"] else None
-            lines.append(f"| {attribute} | {metric} | {_fmt(pool_value)} | {_fmt(sides['target'][metric])} | {_fmt(sides['dataset'][metric])} |")
+            lines.append(md_row([attribute, metric, _fmt(pool_value), _fmt(sides["target"][metric]), _fmt(sides["dataset"][metric])]))
     lines += ["", f"## Shortfall: joint strata below target ({len(report['shortfall'])} of {len(report['strata'])})", ""]
     if report["shortfall"]:
         lines += ["| stratum (age bin, gender, race, mask) | target | achieved |", "|---|---:|---:|"]
-        lines += [f"| {r['stratum']} | {r['target']:.1f} | {r['achieved']} |" for r in report["shortfall"][:max_rows]]
+        lines += [md_row([r["stratum"], f"{r['target']:.1f}", r["achieved"]]) for r in report["shortfall"][:max_rows]]
         if len(report["shortfall"]) > max_rows:
             lines.append(f"\n... {len(report['shortfall']) - max_rows} more in report.json")
     else:
         lines.append("Every joint stratum meets its target (within one sample).")
+    identical = pool.get("identical_photos", [])
+    conflicts = [group for group in identical if group["conflict"]]
+    if identical:
+        lines += ["", f"## Identical photos ({len(identical)} groups, {len(conflicts)} with different labels)", "",
+                  "Byte-identical image files used as separate faces. With different labels they are label noise; "
+                  "either way the copies count as different faces for balance and splits. Check the pool.", "",
+                  "| files | labels | labels differ |", "|---|---|---|"]
+        lines += [md_row([", ".join(g["files"]), "; ".join(g["labels"]), "yes" if g["conflict"] else "no"]) for g in identical[:max_rows]]
+        if len(identical) > max_rows:
+            lines.append(f"\n... {len(identical) - max_rows} more in report.json")
     lines += ["", f"## Skipped inputs ({len(pool['skipped'])})", ""]
     if pool["skipped"]:
-        lines += ["| reason | count |", "|---|---:|"] + [f"| {reason} | {n} |" for reason, n in pool["skipped_by_reason"].items()]
-        lines += ["", "| input | reason |", "|---|---|"] + [f"| {s['path']} | {s['reason']} |" for s in pool["skipped"][:max_rows]]
+        lines += ["| reason | count |", "|---|---:|"] + [md_row([reason, n]) for reason, n in pool["skipped_by_reason"].items()]
+        lines += ["", "| input | reason |", "|---|---|"] + [md_row([s["path"], s["reason"]]) for s in pool["skipped"][:max_rows]]
         if len(pool["skipped"]) > max_rows:
             lines.append(f"\n... {len(pool['skipped']) - max_rows} more in report.json")
     else:
         lines.append("None.")
     if report["fit_failures"]["items"]:
         lines += ["", "## Fit failures", "", "| sample | source face | reason |", "|---|---|---|"]
-        lines += [f"| {f['sample_id']} | {f['source_id']} | {f['reason']} |" for f in report["fit_failures"]["items"][:max_rows]]
+        lines += [md_row([f["sample_id"], f["source_id"], f["reason"]]) for f in report["fit_failures"]["items"][:max_rows]]
     return "\n".join(lines) + "\n"

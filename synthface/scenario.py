@@ -143,6 +143,14 @@ class AgeTarget(Strict):
     )
     range: tuple[StrictInt, StrictInt] | None = Field(None, description="Shorthand for a single bin [low, high].")
 
+    @field_validator("bins", mode="before")
+    @classmethod
+    def _bins_are_a_list(cls, bins: object) -> object:
+        if isinstance(bins, dict):  # a natural guess ({18-29: 0.5, ...}) that pydantic would only call "not a list"
+            raise ValueError("expected a list of [low, high] pairs with the weights apart, e.g. "
+                             "bins: [[0, 17], [18, 29]] and weights: [0.5, 0.5]; got a mapping")
+        return bins
+
     @model_validator(mode="after")
     def _check(self) -> "AgeTarget":
         if self.range is not None:

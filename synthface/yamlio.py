@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from synthface.errors import UserError
+from synthface.paths import file_problem
 
 MAX_YAML_BYTES = 1 << 20  # 1 MiB: the largest bundled file is under 2 KB, a photo template's outline a few KB
 MAX_YAML_DEPTH = 32  # the deepest bundled document nests 4 levels
@@ -81,12 +82,8 @@ def load_yaml_text(text: str, source: str = "<text>") -> object:
 def read_text_file(path: Path | str, what: str = "YAML file", max_bytes: int = MAX_YAML_BYTES) -> str:
     """The UTF-8 text of a regular file of at most `max_bytes`; YamlError naming the file otherwise."""
     path = Path(path)
-    if path.is_dir():
-        raise YamlError(f"{path}: is a folder; expected a {what}")
-    if not path.exists():
-        raise YamlError(f"{path}: file not found; expected a {what}")
-    if not path.is_file():
-        raise YamlError(f"{path}: is not a regular file (a device, pipe or socket); expected a {what}")
+    if problem := file_problem(path, f"a {what}"):
+        raise YamlError(problem)
     try:
         with open(path, "rb") as handle:
             data = handle.read(max_bytes + 1)  # never read more than the limit, whatever the file claims

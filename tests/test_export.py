@@ -47,4 +47,4 @@ def test_onnx_export_matches_pytorch_within_tolerance(cli, tmp_path):
 
 def test_export_of_a_missing_checkpoint_is_a_clear_error(cli, tmp_path):
     result = cli(["export", str(tmp_path / "nope.pt")])
-    assert result.exit_code == 2 and "checkpoint not found" in result.output
+    assert result.exit_code == 2 and "nope.pt: file not found; expected a checkpoint file" in result.output

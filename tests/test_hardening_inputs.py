@@ -283,3 +283,167 @@ def test_yaml_helper_is_the_only_yaml_reader():
                  if path.name != "yamlio.py" and ("yaml.safe_load" in path.read_text() or "yaml.load(" in path.read_text())]
     assert offenders == []
     assert yaml.safe_load("a: 1") == {"a": 1}  # the library itself is untouched
+
+
+# --- item 12: dependency floors -------------------------------------------------------------------------
+
+
+def test_dependency_floors_exclude_vulnerable_releases():
+    import tomllib
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    requirements = {Requirement(text).name: Requirement(text) for text in
+                    tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]}
+    # torch < 2.6: torch.load(weights_only=True) runs code (CVE-2025-32434); pyarrow < 14.0.1: CVE-2023-47248.
+    for name, vulnerable, first_fixed in (("torch", "2.5.1", "2.6.0"), ("pyarrow", "14.0.0", "14.0.1"),
+                                          ("torchvision", "0.20.1", "0.21.0")):
+        assert Version(vulnerable) not in requirements[name].specifier, name
+        assert Version(first_fixed) in requirements[name].specifier, name
+
+
+# --- item 14: honest reports ---------------------------------------------------------------------------
+
+
+def _report_for(scenario_text: str, pool_report=None):
+    from synthface.plan import PoolFace, build_plan
+    from synthface.pool import PoolReport
+    from synthface.report import build_report, render_markdown
+    from synthface.scenario import parse_scenario
+    from synthface.sources.base import FaceRecord
+
+    scenario = parse_scenario(yaml.safe_load(scenario_text), check_paths=False)
+    faces = []
+    for i, (age_bin, age) in enumerate([("0-29", 20.0), ("30-120", 50.0)] * 6):
+        for gender in ("male", "female"):
+            record = FaceRecord(source_id=f"t:{i}{gender}", path=Path(f"{i}{gender}.jpg"), source_dataset="table", age=age,
+                                age_range=None, gender=gender, race="white", race_taxonomy="utkface5")
+            faces.append(PoolFace(record, age_bin, gender, "white"))
+    plan = build_plan(scenario, faces)
+    report = build_report(scenario, plan, pool_report or PoolReport(n_inputs=len(faces)), None, [])
+    return report, render_markdown(report)
+
+
+SIMPLE = ("name: t\nn_samples: 40\nage: {bins: [[0, 29], [30, 120]]}\nrace: {weights: {white: 1.0}}\n"
+          "balance: {max_reuse: 10}\n")
+
+
+def test_no_mask_report_claims_no_mask_type_targets():
+    report, markdown = _report_for(SIMPLE + "mask: {probability: 0.0}\n")
+    assert not [line for line in report["unmet_targets"] if line.startswith(("mask_type", "wear_style"))]
+    assert "mask_type" not in report["attributes"] and "### mask_type" not in markdown
+
+
+def test_markdown_cells_escape_pipes():
+    from synthface.markdown import md_cell
+    from synthface.pool import PoolReport
+    from synthface.sources.base import SkippedInput
+
+    assert md_cell("0-29|male|white|mask=1") == "0-29\\|male\\|white\\|mask=1"
+    pool = PoolReport(n_inputs=1, skipped=[SkippedInput("odd|name.jpg", "bad label: x|y")])
+    _, markdown = _report_for(SIMPLE.replace("n_samples: 40", "n_samples: 400"), pool)
+    table_lines = [line for line in markdown.splitlines() if line.startswith("|")]
+    assert "| odd\\|name.jpg | bad label: x\\|y |" in table_lines
+    shortfall = [line for line in table_lines if "mask=" in line]
+    assert shortfall and all(line.count(" | ") == 2 for line in shortfall)  # three cells, the stratum's | escaped
+
+
+def _fairface(root: Path, astronaut, rows: str) -> Path:
+    from PIL import Image
+
+    (root / "train").mkdir(parents=True)
+    for name in ("1.jpg", "2.jpg", "3.jpg"):
+        Image.fromarray(astronaut).save(root / "train" / name)
+    (root / "fairface_label_train.csv").write_text("file,age,gender,race,service_test\n" + rows)
+    return root
+
+
+def test_fairface_only_real_bins_and_bad_rows_skipped_with_their_line(tmp_path, astronaut):
+    from synthface.sources.base import SourceSpec, load_source
+
+    rows = ('train/1.jpg,20-29,Male,White,True\n'
+            'train/2.jpg,20-30,Male,White,True\n'           # line 3: not a FairFace bin
+            '\n'                                              # line 4: blank
+            'train/3.jpg,30-39,Female,"East\nAsian",x,extra\n'  # lines 5-6: one field too many, quoted newline
+            'train/3.jpg,more than 70,Female,Indian,False\n')  # line 7
+    root = _fairface(tmp_path, astronaut, rows)
+    scan = load_source(SourceSpec(kind="fairface", path=root))
+    assert sorted(r.source_id for r in scan.records) == ["fairface:train/1.jpg", "fairface:train/3.jpg"]
+    label_file = root / "fairface_label_train.csv"
+    skipped = {s.path: s.reason for s in scan.skipped}
+    assert skipped[f"{label_file}:3"].startswith("bad label: age '20-30' is not a FairFace age bin")
+    assert skipped[f"{label_file}:5"] == "bad row: 6 fields, the header has 5"
+    assert len(skipped) == 2
+
+
+def test_table_rows_are_named_by_their_file_line(tmp_path, astronaut):
+    from PIL import Image
+
+    from synthface.sources.base import SourceSpec, load_source
+
+    Image.fromarray(astronaut).save(tmp_path / "a.jpg")
+    (tmp_path / "faces").mkdir()
+    (tmp_path / "b.jpg").mkdir()
+    (tmp_path / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    path = write(tmp_path / "t.csv", 'file,age,gender,race\n\na.jpg,30,m,0\nb.jpg,30,"f\n",0\ngone.jpg,3,f,1\n')
+    scan = load_source(SourceSpec(kind="table", path=path))
+    assert [r.source_id for r in scan.records] == ["table:a.jpg"]
+    assert {s.path: s.reason for s in scan.skipped} == {
+        f"{path}:4": f"not an image file: {tmp_path / 'b.jpg'} is a folder",
+        f"{path}:6": f"broken link: {tmp_path / 'gone.jpg'} points to a missing file",
+    }
+
+
+def test_utkface_dangling_links_and_image_named_folders_are_reported(tmp_path, astronaut):
+    from PIL import Image
+
+    from synthface.sources.base import SourceSpec, load_source
+
+    Image.fromarray(astronaut).save(tmp_path / "30_1_0_20170101000001.jpg")
+    (tmp_path / "31_1_0_20170101000002.jpg").symlink_to(tmp_path / "deleted.jpg")
+    (tmp_path / "32_0_0_20170101000003.jpg").mkdir()
+    scan = load_source(SourceSpec(kind="utkface", path=tmp_path))
+    assert [r.source_id for r in scan.records] == ["utkface:30_1_0_20170101000001.jpg"]
+    assert {Path(s.path).name: s.reason.split(":")[0] for s in scan.skipped} == {
+        "31_1_0_20170101000002.jpg": "broken link", "32_0_0_20170101000003.jpg": "not an image file"}
+
+
+def test_identical_photos_with_different_labels_are_flagged(tmp_path, astronaut, grace_hopper):
+    from PIL import Image
+
+    from synthface.plan import PoolFace
+    from synthface.pool import PoolReport, find_identical
+    from synthface.sources.base import FaceRecord
+
+    Image.fromarray(astronaut).save(tmp_path / "a.png")
+    (tmp_path / "copy.png").write_bytes((tmp_path / "a.png").read_bytes())
+    Image.fromarray(grace_hopper).save(tmp_path / "g.png")
+
+    def face(name, age, gender):
+        record = FaceRecord(source_id=f"t:{name}", path=tmp_path / name, source_dataset="table", age=age, age_range=None,
+                            gender=gender, race="white", race_taxonomy="utkface5")
+        return PoolFace(record, "30-120", gender, "white")
+
+    groups = find_identical([face("a.png", 36, "female"), face("copy.png", 58, "male"), face("g.png", 77, "female")])
+    assert len(groups) == 1 and groups[0]["conflict"]
+    assert groups[0]["files"] == [str(tmp_path / "a.png"), str(tmp_path / "copy.png")]
+    _, markdown = _report_for(SIMPLE, PoolReport(n_inputs=3, identical_photos=groups))
+    assert "## Identical photos (1 groups, 1 with different labels)" in markdown
+    assert "age 36, female, white; age 58, male, white | yes |" in markdown
+
+
+def test_age_bins_given_as_a_mapping_say_what_is_expected(tmp_path):
+    path = write(tmp_path / "s.yaml", "name: x\nage:\n  bins: {0-17: 0.5, 18-120: 0.5}\n")
+    with pytest.raises(ScenarioError, match=r"age.bins: expected a list of \[low, high\] pairs .* got a mapping"):
+        load_scenario(path)
+
+
+def test_checkpoint_and_label_paths_that_are_folders_are_named_as_folders(tmp_path):
+    from synthface.sources.base import SourceError, SourceSpec, load_source
+    from synthface.training.checkpoint import CheckpointError, load_checkpoint
+
+    with pytest.raises(CheckpointError, match="is a folder; expected a checkpoint file"):
+        load_checkpoint(tmp_path)
+    (tmp_path / "labels.csv").mkdir()
+    with pytest.raises(SourceError, match="labels: .*labels.csv: is a folder; expected FairFace's label CSV"):
+        load_source(SourceSpec(kind="fairface", path=tmp_path, labels=tmp_path / "labels.csv"))

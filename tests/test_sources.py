@@ -165,7 +165,9 @@ def test_table_source_csv_and_parquet(tmp_path: Path, photos, fmt: str) -> None:
         f"image file not found: {tmp_path / 'img' / 'missing.jpg'}",
         "duplicate row: img/a.jpg is listed twice",
     ]
-    assert [s.path for s in scan.skipped] == [f"{path} row 3", f"{path} row 4"]
+    # CSV rows are named by their line in the file (the header is line 1); parquet rows by their number.
+    expected = [f"{path}:4", f"{path}:5"] if fmt == "csv" else [f"{path} row 3", f"{path} row 4"]
+    assert [s.path for s in scan.skipped] == expected
 
 
 def test_table_source_custom_columns_and_fairface_taxonomy(tmp_path: Path, photos) -> None:

@@ -15,6 +15,7 @@ import pandas as pd
 
 from synthface.dataset import atomic_write_bytes
 from synthface.evaluation.metrics import CLASSIFICATION_HEADS, HEADLINE_METRICS, metric_label
+from synthface.markdown import md_row
 
 METRICS_JSON = "metrics.json"
 PREDICTIONS_CSV = "predictions.csv"
@@ -66,8 +67,8 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
     def cell(value) -> str:
         return fmt(value) if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) else str(value)
 
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(cell(value) for value in row) + " |" for row in rows]
+    lines = [md_row(headers), "|" + "|".join("---" for _ in headers) + "|"]
+    lines += [md_row([cell(value) for value in row]) for row in rows]
     return "\n".join(lines)
 
 

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
+from synthface.paths import file_problem
 from synthface.sources.base import SourceError, SourceScan, SourceSpec, require_path
-from synthface.sources.labels import scan_label_rows
+from synthface.sources.labels import parse_fairface_age, read_csv_rows, scan_label_rows
 
 TAXONOMY = "fairface7"
 STANDARD_LABEL_FILES = ("fairface_label_train.csv", "fairface_label_val.csv")
@@ -34,32 +33,27 @@ def load_fairface(spec: SourceSpec) -> SourceScan:
     """Read FairFace label CSV(s) and pair each row with its image file."""
     root = require_path(spec, want_dir=True)
     if spec.labels is not None:
-        if not spec.labels.is_file():
-            raise SourceError(f"fairface source: label file {spec.labels} does not exist")
+        if problem := file_problem(spec.labels, "FairFace's label CSV (file,age,gender,race,...)"):
+            raise SourceError(f"fairface source: labels: {problem}")
         label_files = [spec.labels]
     else:
         label_files = default_label_files(root)
 
+    skipped_rows = []
+
     def rows():
         for label_file in label_files:
-            table = _read_labels(label_file)
-            columns = zip(*(table[column] for column in REQUIRED_COLUMNS))
-            for row_number, (file, age, gender, race) in enumerate(columns, start=2):  # line 1 is the header
-                relative = str(file).strip().replace("\\", "/")
-                yield f"{label_file}:{row_number}", relative, root / relative, age, gender, race
+            header, table, bad = read_csv_rows(label_file, "fairface")
+            missing = [column for column in REQUIRED_COLUMNS if column not in header]
+            if missing:
+                raise SourceError(
+                    f"fairface source: {label_file} lacks column(s) {missing}; expected FairFace's header "
+                    f"{','.join(REQUIRED_COLUMNS)},... (found {','.join(header)})"
+                )
+            skipped_rows.extend(bad)
+            for line, row in table:
+                relative = row["file"].strip().replace("\\", "/")
+                yield f"{label_file}:{line}", relative, root / relative, row["age"], row["gender"], row["race"]
 
-    return scan_label_rows("fairface", TAXONOMY, rows())
-
-
-def _read_labels(label_file: Path) -> pd.DataFrame:
-    try:
-        table = pd.read_csv(label_file, dtype=str, keep_default_na=False)
-    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise SourceError(f"fairface source: cannot read label file {label_file}: {error}") from error
-    missing = [column for column in REQUIRED_COLUMNS if column not in table.columns]
-    if missing:
-        raise SourceError(
-            f"fairface source: {label_file} lacks column(s) {missing}; expected FairFace's header "
-            f"{','.join(REQUIRED_COLUMNS)},... (found {','.join(map(str, table.columns))})"
-        )
-    return table
+    scan = scan_label_rows("fairface", TAXONOMY, rows(), age_parser=parse_fairface_age)
+    return SourceScan(records=scan.records, skipped=skipped_rows + scan.skipped, reuse_unlimited=scan.reuse_unlimited)

@@ -5,12 +5,13 @@ Every parser raises ValueError with a short reason; readers turn that into a Ski
 
 from __future__ import annotations
 
+import csv
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from synthface.sources.base import FaceRecord, SkippedInput, SourceScan
+from synthface.sources.base import FaceRecord, SkippedInput, SourceError, SourceScan
 from synthface.taxonomy import GENDERS, races
 
 # Oldest age assumed for open-ended bins such as FairFace's "more than 70" (documented in docs/sources.md).
@@ -18,6 +19,8 @@ OPEN_BIN_MAX_AGE = 89
 MAX_AGE = 120
 
 _GENDER_ALIASES = {"male": "male", "m": "male", "man": "male", "0": "male", "female": "female", "f": "female", "woman": "female", "1": "female"}
+# The only age labels FairFace uses; anything else (e.g. '20-30') is a mislabelled row, not a bin to guess.
+FAIRFACE_AGE_BINS = ("0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "more than 70")
 _BIN_RE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
 _OPEN_BIN_RE = re.compile(r"^\s*(?:more than|over|>=?)\s*(\d+)\s*\+?\s*$|^\s*(\d+)\s*\+\s*$", re.IGNORECASE)
 
@@ -75,6 +78,47 @@ def parse_age(value: object) -> tuple[float, tuple[int, int] | None]:
     return age, None
 
 
+def parse_fairface_age(value: object) -> tuple[float, tuple[int, int] | None]:
+    """One of FAIRFACE_AGE_BINS -> parse_age of it; ValueError for any other label."""
+    text = _label_text(value)
+    if text.lower() not in FAIRFACE_AGE_BINS:
+        raise ValueError(f"age {value!r} is not a FairFace age bin ({', '.join(FAIRFACE_AGE_BINS)})")
+    return parse_age(text)
+
+
+def read_csv_rows(path: Path, kind: str, separator: str = ",") -> tuple[list[str], list[tuple[int, dict[str, str]]], list[SkippedInput]]:
+    """A label CSV as (header, [(line number, row)], skipped rows).
+
+    Line numbers are the file's own (quoted fields spanning lines and blank lines counted), so a
+    report's `file.csv:LINE` opens at the right line. A row with the wrong number of fields is
+    skipped with its reason instead of rejecting the whole file; blank lines are ignored.
+    """
+    rows: list[tuple[int, dict[str, str]]] = []
+    skipped: list[SkippedInput] = []
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle, delimiter=separator)
+            header = [name.strip() for name in next(reader, [])]
+            if not header:
+                raise SourceError(f"{kind} source: {path} is empty; expected a header line such as file,age,gender,race")
+            start = reader.line_num + 1
+            for fields in reader:
+                line, start = start, reader.line_num + 1
+                if not any(field.strip() for field in fields):
+                    continue
+                if len(fields) != len(header):
+                    skipped.append(SkippedInput(f"{path}:{line}", f"bad row: {len(fields)} fields, the header has {len(header)}"))
+                    continue
+                rows.append((line, dict(zip(header, fields))))
+    except UnicodeDecodeError as error:
+        raise SourceError(f"{kind} source: {path} is not UTF-8 text (byte {error.start}); expected a CSV label file") from None
+    except csv.Error as error:
+        raise SourceError(f"{kind} source: {path}:{reader.line_num}: not a readable CSV ({error})") from None
+    except OSError as error:
+        raise SourceError(f"{kind} source: cannot read {path}: {error.strerror or error}") from None
+    return header, rows, skipped
+
+
 def _label_text(value: object) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         raise ValueError("label is missing")
@@ -84,7 +128,8 @@ def _label_text(value: object) -> str:
     return text
 
 
-def scan_label_rows(kind: str, taxonomy: str, rows: Iterable[tuple[str, str, Path, object, object, object]]) -> SourceScan:
+def scan_label_rows(kind: str, taxonomy: str, rows: Iterable[tuple[str, str, Path, object, object, object]],
+                    age_parser: Callable[[object], tuple[float, tuple[int, int] | None]] = parse_age) -> SourceScan:
     """Labelled rows -> records, shared by the table-based pools (FairFace, generic tables).
 
     Each row is (where, relative path, image path, age, gender, race); `where` names the row in
@@ -102,7 +147,7 @@ def scan_label_rows(kind: str, taxonomy: str, rows: Iterable[tuple[str, str, Pat
             skipped.append(SkippedInput(where, f"duplicate row: {relative} is listed twice"))
             continue
         try:
-            years, age_range = parse_age(age)
+            years, age_range = age_parser(age)
             record = FaceRecord(
                 source_id=f"{kind}:{relative}",
                 path=image,
@@ -117,9 +162,20 @@ def scan_label_rows(kind: str, taxonomy: str, rows: Iterable[tuple[str, str, Pat
             skipped.append(SkippedInput(where, f"bad label: {error}"))
             continue
         if not image.is_file():
-            skipped.append(SkippedInput(where, f"image file not found: {image}"))
+            skipped.append(SkippedInput(where, missing_image_reason(image)))
             continue
         seen.add(relative)
         records.append(record)
     records.sort(key=lambda record: record.source_id)
     return SourceScan(records=records, skipped=skipped)
+
+
+def missing_image_reason(image: Path) -> str:
+    """Why `image` cannot be read as an image file, in the report's "category: detail" form."""
+    if image.is_dir():
+        return f"not an image file: {image} is a folder"
+    if image.is_symlink():
+        return f"broken link: {image} points to a missing file"
+    if image.exists():
+        return f"not an image file: {image} is not a regular file"
+    return f"image file not found: {image}"

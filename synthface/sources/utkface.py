@@ -36,8 +36,8 @@ def load_utkface(spec: SourceSpec) -> SourceScan:
     """Scan a UTKFace folder (recursively, in sorted order) into face records."""
     root = require_path(spec, want_dir=True)
     records: list[FaceRecord] = []
-    skipped: list[SkippedInput] = []
-    for relative in _sorted_files(root):
+    files, skipped = _sorted_files(root)
+    for relative in files:
         name = relative.rsplit("/", 1)[-1]
         if Path(name).suffix.lower() not in IMAGE_SUFFIXES:
             skipped.append(SkippedInput(str(root / relative), f"not an image file: extension {Path(name).suffix or '(none)'}"))
@@ -62,9 +62,11 @@ def load_utkface(spec: SourceSpec) -> SourceScan:
     return SourceScan(records=records, skipped=skipped)
 
 
-def _sorted_files(root: Path) -> list[str]:
-    """Relative POSIX paths of every non-hidden file under root, sorted (os.scandir: fast on 20k files)."""
+def _sorted_files(root: Path) -> tuple[list[str], list[SkippedInput]]:
+    """Relative POSIX paths of every non-hidden file under root, sorted (os.scandir: fast on 20k files), and the
+    entries that are not files: broken links, devices, and folders named like images (not descended into)."""
     found: list[str] = []
+    skipped: list[SkippedInput] = []
     stack = [("", root)]
     while stack:
         prefix, folder = stack.pop()
@@ -74,8 +76,16 @@ def _sorted_files(root: Path) -> list[str]:
                     continue
                 relative = f"{prefix}{entry.name}"
                 if entry.is_dir():
-                    stack.append((f"{relative}/", Path(entry.path)))
+                    if Path(entry.name).suffix.lower() in IMAGE_SUFFIXES:
+                        skipped.append(SkippedInput(entry.path, "not an image file: a folder named like an image"))
+                    else:
+                        stack.append((f"{relative}/", Path(entry.path)))
                 elif entry.is_file():
                     found.append(relative)
+                elif entry.is_symlink():
+                    skipped.append(SkippedInput(entry.path, "broken link: points to a missing file"))
+                else:
+                    skipped.append(SkippedInput(entry.path, "not an image file: not a regular file (device, pipe or socket)"))
     found.sort()
-    return found
+    skipped.sort(key=lambda item: item.path)
+    return found, skipped

@@ -18,6 +18,7 @@ import torch
 
 from synthface.dataset import atomic_file
 from synthface.errors import UserError
+from synthface.paths import file_problem
 from synthface.training.model import OAMNet
 
 FORMAT_VERSION = 1
@@ -75,8 +76,8 @@ def link_checkpoint(source: Path, target: Path) -> None:
 def load_checkpoint(path: Path | str, device: str | torch.device = "cpu") -> dict[str, Any]:
     """The raw checkpoint dict; CheckpointError says what is wrong with the file."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found")
+    if problem := file_problem(path, "a checkpoint file (.pt) written by synthface train"):
+        raise CheckpointError(problem)
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as error:
