@@ -83,9 +83,14 @@ def build_report(scenario: Scenario, plan: Plan, pool: PoolReport, table: pd.Dat
     return finish_report(report, table, failures)
 
 
+# The keys finish_report adds. A merged report starts from a shard's whole report: dropping these first
+# adds them back in the order of an unsharded run (tests/test_tidy.py checks the two are identical).
+ACHIEVED_KEYS = ("written", "split_counts", "attributes", "strata", "shortfall", "imbalance", "fit_failures", "unmet_targets")
+
+
 def finish_report(report: dict, table: pd.DataFrame | None, failures: list[dict]) -> dict:
     """Add the achieved side (from the written table, or from the plan for a dry run)."""
-    report = {key: value for key, value in report.items() if key not in ("attributes", "strata", "shortfall", "imbalance", "fit_failures")}
+    report = {key: value for key, value in report.items() if key not in ACHIEVED_KEYS}
     targets, requested = report["targets"], report["requested"]
     if table is not None:
         primary = table[~table["sample_id"].str.endswith("-unmasked")]

@@ -20,10 +20,11 @@ import torch
 import torch.distributed as dist
 import yaml
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from torch import nn
 
 from synthface.dataset import atomic_write_bytes, face_ids
+from synthface.progress import EtaColumn
 from synthface.training import distributed as D
 from synthface.training.checkpoint import CheckpointError, link_checkpoint, load_checkpoint, save_checkpoint
 from synthface.training.data import build_data, class_weights
@@ -304,7 +305,7 @@ class Trainer:
     def _progress(self) -> Progress:
         return Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[speed]} img/s  loss {task.fields[loss]}"), TimeRemainingColumn(),
+            TextColumn("{task.fields[speed]} img/s  loss {task.fields[loss]}"), EtaColumn(),
             console=self.console, disable=not self.ctx.is_main, transient=False,
         )
 
@@ -318,8 +319,10 @@ class Trainer:
         sampler = self.data.train_sampler
         sampler.set_position(self.epoch, skip=self.step_in_epoch * batch, end_epoch=epochs)
         batches = iter(self.data.train_loader)  # one pass over all remaining epochs: no refill at boundaries
-        with self._progress() as progress:
-            while self.epoch < epochs and self.step < self.total_steps:
+        # One bar per pass, stopped (its last frame says the time taken, not an ETA) before the pass's
+        # summary line: a single bar for the whole run was printed again, with stale estimates, when it stopped.
+        while self.epoch < epochs and self.step < self.total_steps:
+            with self._progress() as progress:
                 task = progress.add_task(f"epoch {self.epoch + 1}/{epochs}", total=self.steps_per_epoch,
                                          completed=self.step_in_epoch, speed="-", loss="-")
                 tracker = MetricTracker(self.device)
@@ -348,13 +351,14 @@ class Trainer:
                     torch.cuda.synchronize()
                 elapsed = time.perf_counter() - started
                 progress.update(task, completed=self.step_in_epoch)
-                epoch_complete = self.step_in_epoch >= self.steps_per_epoch
-                fraction = self.epoch + self.step_in_epoch / self.steps_per_epoch
-                if epoch_complete:
-                    self.epoch, self.step_in_epoch = self.epoch + 1, 0
-                stopped_early = self._end_of_pass(tracker, fraction, elapsed, images_seen, epoch_complete)
-                if stopped_early:
-                    break
+                progress.stop_task(task)  # its last frame says the time taken, even for a pass cut short by max_steps
+            epoch_complete = self.step_in_epoch >= self.steps_per_epoch
+            fraction = self.epoch + self.step_in_epoch / self.steps_per_epoch
+            if epoch_complete:
+                self.epoch, self.step_in_epoch = self.epoch + 1, 0
+            stopped_early = self._end_of_pass(tracker, fraction, elapsed, images_seen, epoch_complete)
+            if stopped_early:
+                break
         del batches
         if self.writer is not None:
             self.writer.close()
