@@ -202,7 +202,7 @@ def test_a_checkpoint_of_the_wrong_kind_is_a_clear_error(tmp_path, tiny_checkpoi
     torch.save(state, broken)
     with pytest.raises(AppError, match="not a synthface model checkpoint of a known kind"):
         helpers.load_predictor(broken)
-    with pytest.raises(AppError, match="checkpoint not found"):
+    with pytest.raises(AppError, match="missing.pt: file not found; expected a checkpoint file"):
         helpers.load_predictor(tmp_path / "missing.pt")
 
 

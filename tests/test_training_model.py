@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torchvision.models import resnet50
+from torchvision.models import mobilenet_v3_small, resnet18, resnet50
 
 from synthface.taxonomy import races
 from synthface.training.model import BackboneWeightsError, OAMNet
@@ -72,7 +72,7 @@ def test_backbone_weights_errors_are_actionable(tmp_path) -> None:
         OAMNet(num_races=5, backbone_weights=str(tmp_path / "missing.pth"))
     wrong = tmp_path / "wrong.pth"
     torch.save({"conv1.weight": torch.zeros(1)}, wrong)
-    with pytest.raises(BackboneWeightsError, match="do not fit torchvision's ResNet-50"):
+    with pytest.raises(BackboneWeightsError, match="do not fit torchvision's resnet50"):
         OAMNet(num_races=5, backbone_weights=str(wrong))
 
 
@@ -87,3 +87,56 @@ def test_imagenet_weights_that_cannot_be_fetched_raise_instead_of_falling_back(m
     monkeypatch.setattr(weights_api, "load_state_dict_from_url", offline)  # the network, not the model
     with pytest.raises(BackboneWeightsError, match="backbone_weights: none"):
         OAMNet(num_races=5, backbone_weights="imagenet")
+
+
+@pytest.mark.parametrize("name, channels", [("resnet18", 512), ("mobilenet_v3_small", 576)])
+def test_light_backbones_keep_attention_and_heads(name: str, channels: int) -> None:
+    model = OAMNet(num_races=5, backbone=name, mask_classes=3).eval()
+    assert model.heads["gender"][0].in_features == channels
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 64, 64))
+    assert out["attention"].shape == (2, 1, 2, 2) and out["mask"].shape == (2, 3) and out["race"].shape == (2, 5)
+
+
+def test_light_backbone_weights_load_from_torchvision_and_prefixed_files(tmp_path) -> None:
+    reference = mobilenet_v3_small(weights=None)
+    torch.nn.init.constant_(reference.features[0][0].weight, 0.25)
+    path = tmp_path / "mobilenet.pth"
+    torch.save(reference.state_dict(), path)
+    loaded = OAMNet(num_races=5, backbone="mobilenet_v3_small", backbone_weights=str(path))
+    assert torch.equal(loaded.trunk[0][0].weight, reference.features[0][0].weight)
+    # timm ResNets share torchvision's names; DDP-saved files carry a "module." prefix.
+    reference = resnet18(weights=None)
+    torch.nn.init.constant_(reference.layer4[1].conv2.weight, 0.5)
+    prefixed = tmp_path / "resnet18_ddp.pth"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in reference.state_dict().items()}}, prefixed)
+    loaded = OAMNet(num_races=5, backbone="resnet18", backbone_weights=str(prefixed))
+    assert torch.equal(loaded.trunk.layer4[1].conv2.weight, reference.layer4[1].conv2.weight)
+    # A file of another backbone is refused, never half-loaded.
+    with pytest.raises(BackboneWeightsError, match="do not fit torchvision's resnet18"):
+        OAMNet(num_races=5, backbone="resnet18", backbone_weights=str(path))
+
+
+def test_offline_imagenet_error_names_the_file_to_fetch(monkeypatch) -> None:
+    import urllib.error
+
+    import torchvision.models._api as weights_api
+
+    def offline(url: str, *args, **kwargs):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(weights_api, "load_state_dict_from_url", offline)
+    with pytest.raises(BackboneWeightsError, match=r"resnet18-f37072fd\.pth.*model\.backbone_weights: /path/to/"):
+        OAMNet(num_races=5, backbone="resnet18", backbone_weights="imagenet")
+
+
+def test_gender_aware_age_reads_the_gender_probabilities() -> None:
+    torch.manual_seed(0)
+    model = OAMNet(num_races=5, backbone="resnet18", gender_aware_age=True, head_dropout=0.0).eval()
+    assert model.heads["age"][0].in_features == 512 + 2
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        before = model(x)["age"]
+        model.heads["gender"][-1].bias.copy_(torch.tensor([20.0, -20.0]))  # only the gender head changes
+        after = model(x)["age"]
+    assert not torch.allclose(before, after)  # the age output depends on the injected gender probabilities

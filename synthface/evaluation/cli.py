@@ -48,6 +48,8 @@ def evaluate(
     warning = overlap_warning(summary)
     if warning:
         print_warning(warning)
+    if summary.get("note"):
+        console.print(f"[yellow]note:[/yellow] {summary['note']}", highlight=False)
     if not quiet:
         text = (out / REPORT_MD).read_text()
         print_markdown(console, text.split("## Classification heads")[0])  # no stray symbol for the figure links
@@ -84,6 +86,8 @@ def compare(
                     min_group_size=min_group_size, full_reports=full_reports, progress=not quiet)
     for warning in seen_face_warnings(table):
         print_warning(warning)
+    for note in dict.fromkeys(table["note"][table["note"].astype(bool)]):
+        console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
     if not quiet:
         print_markdown(console, (out / COMPARISON_MD).read_text().split("![")[0].split("## Metrics")[-1])
     console.print(f"comparison written to {out / COMPARISON_MD}")

@@ -67,7 +67,7 @@ def split_paths(paths: list[Path]) -> tuple[list[Path], list[Path]]:
 def scenario_row(model: str, summary: dict) -> dict:
     """The comparison row of one evaluation summary (see evaluate.summarise)."""
     row = {"model": model, "scenario": summary["scenario"], "dataset": summary["dataset"],
-           "n": summary["n_samples"], "n_masked": summary["n_masked"],
+           "n": summary["n_samples"], "n_masked": summary["n_masked"], "note": summary.get("note") or "",
            "trained_faces": summary["trained_on"]["faces"], "trained_samples": summary["trained_on"]["samples"]}
     for metric in TABLE_METRICS:
         row[metric] = summary["headline"].get(metric, np.nan)
@@ -136,6 +136,8 @@ def write_comparison(out: Path, table: pd.DataFrame, baselines: dict[str, str | 
     for model, base in baselines.items():
         lines.append(f"- {model}: baseline "
                      + (f"`{base}`" if base else "none (no scenario without masks; pass --baseline)"))
+    for _, row in table[table["note"].astype(bool)].iterrows() if "note" in table.columns else []:
+        lines.append(f"- note ({row['model']}, {row['scenario']}): {row['note']}")
     lines += ["", "## Metrics", "", markdown_table(
         [*keys, "n", "masked", *(metric_label(m) for m in TABLE_METRICS)],
         [[*(row[k] for k in keys), int(row["n"]), int(row["n_masked"]), *(row[m] for m in TABLE_METRICS)]

@@ -10,7 +10,7 @@ import statistics
 import time
 from pathlib import Path
 
-from synthface.taxonomy import GENDERS, MASK_CLASSES, races
+from synthface.taxonomy import GENDERS, MASK_CLASSES, MASK_STATES, races
 
 
 def count_parameters(model) -> dict[str, int]:
@@ -31,12 +31,15 @@ def write_inference_checkpoint(path: Path, model, image_size: int, race_taxonomy
         "data.image_size": image_size,
         "model.attention": model.attention is not None,
         "model.age_max": model.age_max,
+        "model.backbone": model.backbone,
+        "model.gender_aware_age": model.gender_aware_age,
     })
+    mask_classes = MASK_STATES if model.heads["mask"][-1].out_features == len(MASK_STATES) else MASK_CLASSES
     save_checkpoint(Path(path), {
         "model": model.state_dict(),
         "recipe": recipe.model_dump(mode="json"),
         "race_taxonomy": race_taxonomy,
-        "classes": {"gender": list(GENDERS), "race": list(races(race_taxonomy)), "mask": list(MASK_CLASSES)},
+        "classes": {"gender": list(GENDERS), "race": list(races(race_taxonomy)), "mask": list(mask_classes)},
         "image_size": image_size,
         "mean": list(MEAN),
         "std": list(STD),

@@ -118,9 +118,9 @@ def run_scenario(
     progress: bool = True,
 ) -> tuple[dict, Predictions]:
     """Predict one dataset split with a loaded model and summarise it (no files written)."""
-    from synthface.evaluation.inference import load_split_for_model, predict_dataset
+    from synthface.evaluation.inference import load_rows_for_model, predict_dataset
 
-    table = load_split_for_model(data, split, info["race_taxonomy"])
+    table, split, note = load_rows_for_model(data, split, info)
     found = predict_dataset(model, info, data, table, device=device, batch_size=batch_size, workers=workers,
                             gradcam_samples=gradcam_samples, progress=progress)
     summary = {
@@ -128,6 +128,7 @@ def run_scenario(
         "dataset": str(data),
         "scenario": scenario_name(data),
         "split": split,
+        "note": note,
         "trained_on": trained_on(info, table),
         "model": {key: info[key] for key in ("race_taxonomy", "image_size", "attention", "epoch", "step", "classes")},
         **summarise(found.table, info["classes"], n_bootstrap=n_bootstrap, min_group_size=min_group_size),

@@ -17,6 +17,7 @@ from synthface.evaluation import plots
 from synthface.evaluation.inference import Predictions, load_occlusion_maps
 from synthface.evaluation.metrics import HEADS
 from synthface.evaluation.saliency import overlay
+from synthface.taxonomy import MASK_STATES
 
 TILE_SIZE = 160  # pixels per face in the grids
 
@@ -108,7 +109,12 @@ def gradcam_grid(found: Predictions, data: Path, path: Path, rows: int) -> Path:
                 captions.append(f"Grad-CAM age\n{row['age']:.0f}->{row['age_pred']:.0f}")
                 correct.append(abs(row["age_pred"] - row["age"]) <= 10)
             else:
-                truth = row[head] if head != "mask" else ("masked" if row["mask"] else "unmasked")
+                if head != "mask":
+                    truth = row[head]
+                elif row["mask_pred"] in MASK_STATES:  # a three-class mask-state head
+                    truth = row["mask_state"]
+                else:
+                    truth = "masked" if row["mask"] else "unmasked"
                 captions.append(f"Grad-CAM {head}\n{truth}->{row[f'{head}_pred']}")
                 correct.append(row[f"{head}_pred"] == truth)
             outlines.append(outline)

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from synthface.dataset import DatasetError, read_split
+from synthface.dataset import DatasetError, read_metadata, read_split, validate_for_training
 from synthface.evaluation.metrics import CLASSIFICATION_HEADS, HEADS, pred_column, prob_column
 from synthface.evaluation.saliency import GradCam, gradcam_layer, mass_on_region
 from synthface.progress import progress_bar
@@ -67,6 +67,10 @@ def resolve_device(device: str) -> str:
     return device
 
 
+# The split name reports use when a dataset without a test split is scored on the model's validation faces.
+HELD_OUT_SPLIT = "held-out faces"
+
+
 def load_split_for_model(root: Path, split: str, model_taxonomy: str) -> pd.DataFrame:
     """A dataset split with its race labels expressed in the model's taxonomy.
 
@@ -74,6 +78,36 @@ def load_split_for_model(root: Path, split: str, model_taxonomy: str) -> pd.Data
     refused with the reason.
     """
     part, taxonomy = read_split(Path(root), split)
+    return _in_model_taxonomy(part, taxonomy, model_taxonomy, root)
+
+
+def load_rows_for_model(root: Path, split: str, info: dict) -> tuple[pd.DataFrame, str, str | None]:
+    """(rows, split label, note): the split, or, when the dataset has no test split, the rows of
+    the faces the checkpoint was validated on (held out from its training), with a note saying so."""
+    root = Path(root)
+    table = read_metadata(root)
+    if split != "test" or "split" not in table.columns or bool((table["split"] == split).any()):
+        return load_split_for_model(root, split, info["race_taxonomy"]), split, None
+    faces = set((info.get("validation") or {}).get("faces") or [])
+    present = sorted(table["split"].dropna().unique()) if "split" in table.columns else []
+    if not faces or "source_id" not in table.columns:
+        raise DatasetError(f"{root}: split 'test' has no rows (splits present: {present}) and the checkpoint records "
+                           "no validation faces to score instead; pass --split with one of those splits")
+    taxonomy = validate_for_training(table, root)
+    part = table[table["source_id"].astype(str).isin(faces)].reset_index(drop=True)
+    if part.empty:
+        raise DatasetError(f"{root}: split 'test' has no rows (splits present: {present}), and none of its faces is "
+                           "one the checkpoint held out from training; pass --split, or generate a dataset with a test split")
+    missing = [name for name in part["file_name"] if not (root / name).is_file()]
+    if missing:
+        raise DatasetError(f"{root}: {len(missing)} image file(s) listed in the metadata do not exist, e.g. {missing[:3]}")
+    note = (f"{root} has no 'test' split: scored on the {len(part)} images of the {part['source_id'].nunique()} "
+            "source face(s) this model was validated on (held out from training, never trained on); they also "
+            "chose the best checkpoint, so read these as validation figures, not a test")
+    return _in_model_taxonomy(part, taxonomy, info["race_taxonomy"], root), HELD_OUT_SPLIT, note
+
+
+def _in_model_taxonomy(part: pd.DataFrame, taxonomy: str, model_taxonomy: str, root: Path) -> pd.DataFrame:
     if taxonomy != model_taxonomy:
         try:
             part["race"] = [convert_race(label, taxonomy, model_taxonomy) for label in part["race"]]

@@ -18,7 +18,7 @@ import pandas as pd
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score
 
 from synthface.dataset import DatasetError
-from synthface.taxonomy import parse_age_bin
+from synthface.taxonomy import MASK_STATES, parse_age_bin
 
 HEADS = ("age", "gender", "race", "mask")
 CLASSIFICATION_HEADS = ("gender", "race", "mask")
@@ -43,8 +43,14 @@ def prob_column(head: str, class_name: str) -> str:
 
 
 def true_indices(table: pd.DataFrame, head: str, classes: Sequence[str]) -> np.ndarray:
-    """Ground-truth class indices of a head; the dataset's `mask` column is already 0/1."""
+    """Ground-truth class indices of a head; the dataset's `mask` column is already 0/1. A
+    three-class mask head (none / correct / incorrect) is scored against `mask_state`."""
     if head == "mask":
+        if tuple(classes) == MASK_STATES:
+            if "mask_state" not in table.columns:
+                raise ValueError("the model predicts the mask state (none/correct/incorrect) but the dataset "
+                                 "has no 'mask_state' column; regenerate it with a current synthface")
+            return _label_indices(table["mask_state"], classes, "mask_state")
         return table["mask"].to_numpy(dtype=np.int64)
     return _label_indices(table[head], classes, head)
 

@@ -119,7 +119,7 @@ def annotate(rgb: np.ndarray, faces: list[dict]) -> np.ndarray:
     thickness = max(1, int(round(font_scale * 2)))
     for face in faces:
         x0, y0, x1, y1 = (int(round(v)) for v in face["box"])
-        colour = (255, 140, 0) if face["mask"]["label"] == "masked" else (40, 200, 80)
+        colour = (40, 200, 80) if face["mask"]["label"] in ("unmasked", "none") else (255, 140, 0)
         cv2.rectangle(canvas, (x0, y0), (x1, y1), colour, thickness + 1)
 
         def top(head: str) -> str:

@@ -106,6 +106,7 @@ def write_markdown_report(path: Path, summary: dict, figures: dict[str, Path]) -
         f"({summary['n_masked']} masked)",
         f"- model: {summary['model']['race_taxonomy']} races, {summary['model']['image_size']} px input, "
         f"attention {'on' if summary['model']['attention'] else 'off'}",
+        *([f"- note: {summary['note']}"] if summary.get("note") else []),
         *seen_faces_lines(summary),
         "",
         "## Headline",

@@ -146,7 +146,7 @@ class MaskDefinition(_Strict):
     description: str = Field("", description="One line for `synthface masks list`.")
     is_mask: bool = Field(True, description="False for confusers (scarf, hand...): labelled mask=0, occluder=<name>.")
     wear_styles: list[Literal["proper", "nose_exposed", "chin", "strap_loose"]] = Field(
-        description="Wear styles this type supports; strap_loose only for two-strap types.")
+        description="Wear styles this type supports; strap_loose only for types with straps (head_straps or ear_loops).")
     outline: list[Point] = Field(
         min_length=3,
         description="Right half of the outline (x >= 0) in face units, from the top centre to the bottom centre; mirrored.")

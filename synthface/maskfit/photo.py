@@ -33,7 +33,7 @@ FACE_POINTS: dict[str, tuple[float, float]] = {
     "mouth_left": (0.43, 0.98),
     "mouth_right": (-0.43, 0.98),
 }
-OUTLINE_SAMPLES = 40  # outline correspondences when anchors are estimated
+OUTLINE_SAMPLES = 40  # outline samples, 10 per piece; each piece drops its shared end point: 36 correspondences
 EDGE_ERODE_PX = 1.0  # pixels shaved off the alpha (a badly cut edge carries background colour)
 EDGE_FEATHER_PX = 0.8  # Gaussian feather of the alpha edge
 

@@ -23,6 +23,7 @@ from synthface.maskfit.canonical import canonical_face
 from synthface.maskfit.definitions import MaskDefinition, Valve
 from synthface.maskfit.hands import render_hand, sample_hand
 from synthface.maskfit.proportions import LOWER_EYELIDS, clear_the_eyes, reach_below_jaw, tuck_map
+from synthface.maskfit.straps import Pose, Strand, out_from_under, strap_anchors, strap_strands
 from synthface.maskfit.template import LEVELS, colourise, static_template
 from synthface.maskfit.warp import (
     MaskFitError,
@@ -134,85 +135,62 @@ def _check_points(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return points
 
 
-def _strap_anchors(definition: MaskDefinition) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(starts in template space, ends in face space, control-point nudges) of the subject's-left straps."""
-    outline = np.asarray(definition.outline, np.float64)
-    widest = outline[np.argmax(outline[:, 0])]
-    upper = outline[outline[:, 1] <= widest[1]]
-    top_corner = upper[np.argmax(upper[:, 0])]
-    lower = outline[outline[:, 1] > widest[1]]
-    bottom_corner = lower[np.argmax(lower[:, 0])] if len(lower) else widest
-    kind = definition.straps.kind
-    if kind == "head_straps":  # above and below the ear, from inside the cup's rim
-        starts = [top_corner + (-0.05, 0.12), bottom_corner + (-0.05, -0.15)]
-        ends = [(1.0, 0.15), (0.97, 1.1)]
-    elif kind == "ties":
-        starts, ends = [top_corner], [(1.08, 0.2)]
-    else:  # ear loops: from the corners to the top and the bottom of the ear
-        starts = [top_corner + (-0.02, 0.04), bottom_corner + (-0.02, -0.04)]
-        ends = [(1.02, 0.22), (0.98, 0.72)]
-    nudges = [(0.0, -0.05), (0.0, 0.05)][: len(starts)]
-    return np.array(starts, np.float64), np.array(ends, np.float64), np.array(nudges, np.float64)
+def _far_outline(points: np.ndarray, polygon: np.ndarray) -> tuple[int, np.ndarray] | None:
+    """(far side, outline a strap on that side may not cross) for a turned head, else None."""
+    side, turn = far_side(points)
+    return (side, polygon) if turn > 0.05 else None
 
 
-_BEZIER = np.stack([(1 - _t) ** 2, 2 * (1 - _t) * _t, _t ** 2], axis=1) if (_t := np.linspace(0, 1, 12)) is not None else None
+STRAP_SUPERSAMPLE = 4  # straps are drawn at 4x and averaged down: smooth edges at any (fractional) width
 
 
-def _strap_paths(definition: MaskDefinition, params: MaskParams, to_template: np.ndarray) -> list[tuple[np.ndarray, int]]:
-    """Strap centre lines in face space (12 points each), each with its side (+1 subject's left, -1 right)."""
-    if definition.straps.kind == "none":
-        return []
-    starts, ends, nudges = _strap_anchors(definition)
-    forward = np.linalg.inv(np.vstack([to_template, [0, 0, 1]]))[:2]  # template -> face: undo the wear transform
-    paths = []
+def _strand_anchors(definition: MaskDefinition, template, to_template: np.ndarray, image_xy: np.ndarray,
+                    scale: float) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """Each side's (upper, lower) strap anchors as worn: in face space and in image pixels (through the fit's spline)."""
+    forward = np.linalg.inv(np.vstack([to_template, [0, 0, 1]]))[:2]  # template -> face: the wear transform undone
+    left = strap_anchors(template.outline, definition.straps.kind)
+    faces, images = {}, {}
     for side in (1, -1):
-        mirrored = starts * (side, 1.0)
-        starts_face = (mirrored @ forward[:, :2].T + forward[:, 2]) * (side, 1.0)
-        for index, (start, end, nudge) in enumerate(zip(starts_face, ends, nudges)):
-            if params.loose_side == side and index == len(starts) - 1:
-                end = np.array([0.35, 2.3])  # a loose strap sags from its attachment below the chin
-                nudge = np.array([0.3, 0.25])
-            control = (start + end) / 2 + nudge
-            curve = _BEZIER @ np.stack([start, control, end])
-            paths.append((curve * (side, 1.0), side))
-    return paths
+        face = (left * (side, 1.0)) @ forward[:, :2].T + forward[:, 2]
+        faces[side] = face
+        images[side] = face_to_image(image_xy, face) * scale
+    return faces, images
 
 
-def _draw_straps(paths: list[tuple[np.ndarray, int]], definition: MaskDefinition, params: MaskParams, points: np.ndarray,
-                 image_xy: np.ndarray, scale: float, corner: tuple[int, int], clip: np.ndarray, alpha: np.ndarray,
-                 premultiplied: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Add ear loops / head straps under the mask body (premultiplied colour); the far strap is skipped on a turned head."""
-    far, turn = far_side(points)
-    kept = [curve for curve, side in paths if not (side == far and turn > 0.2)]
-    if not kept:
-        return alpha, premultiplied
-    strap_rgb = (np.asarray(params.color, np.float32) * 0.85 + 28 if definition.straps.color == "body"
-                 else np.asarray(_hex_rgb(definition.straps.color), np.float32))
-    layer = np.zeros(alpha.shape, np.uint8)
-    thickness = max(int(round(definition.straps.width * scale)), 1)
-    pixels = face_to_image(image_xy, np.concatenate(kept)) * scale - corner
-    curves = [np.round(c * 16).astype(np.int32) for c in np.split(pixels, len(kept))]
-    cv2.polylines(layer, curves, False, 255, thickness=thickness, lineType=cv2.LINE_AA, shift=4)
-    strap = layer.astype(np.float32) * (1 / 255) * clip * (1 - alpha)
-    # A round cord is darker at its rims than along its middle.
-    core = cv2.GaussianBlur(strap, (0, 0), max(thickness * 0.35, 0.5))
-    shade = np.clip(0.75 + 0.35 * core, 0.6, 1.05) * strap
-    premultiplied = premultiplied + cv2.merge([shade * float(c) for c in strap_rgb])
-    return alpha + strap, premultiplied
-
-
-STRAP_TOP = 0.1  # face-space y above which no strap end lies (see _strap_anchors)
+def _strap_layer(strands: list[Strand], definition: MaskDefinition, params: MaskParams, scale: float,
+                 light_face: np.ndarray, shape: tuple[int, int]):
+    """(x0, y0, premultiplied RGB, alpha) of the straps in their own box, or None when none is in the image."""
+    height, width = shape
+    every = np.concatenate([s.points for s in strands])
+    thickness = max(definition.straps.width * scale, 0.6)
+    pad = thickness + 3
+    x0, y0 = np.floor(np.maximum(every.min(0) - pad, 0)).astype(int)
+    x1, y1 = np.ceil(np.minimum(every.max(0) + pad, [width, height])).astype(int)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return None
+    k = STRAP_SUPERSAMPLE
+    canvas = np.zeros(((y1 - y0) * k, (x1 - x0) * k), np.uint8)
+    curves = [np.round(((s.points - [x0, y0]) * k + (k - 1) / 2) * 16).astype(np.int32) for s in strands]
+    cv2.polylines(canvas, curves, False, 255, thickness=max(int(round(thickness * k)), 1), lineType=cv2.LINE_AA, shift=4)
+    alpha = cv2.resize(canvas, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA).astype(np.float32) * (1 / 255)
+    # A round cord is lit along its middle and darker at its rims; the scene light tints it a little.
+    core = cv2.GaussianBlur(alpha, (0, 0), max(thickness * 0.3, 0.5))
+    lit = 0.9 + 0.1 * float(np.clip(light_face[2], 0, 1))
+    shade = np.clip(0.72 + 0.38 * core, 0.6, 1.05) * lit
+    colour = (np.asarray(params.color, np.float32) * 0.85 + 28 if definition.straps.color == "body"
+              else np.asarray(_hex_rgb(definition.straps.color), np.float32))
+    premultiplied = cv2.merge([np.clip(shade * float(c), 0, 255) * alpha for c in colour])
+    return x0, y0, premultiplied, alpha
 
 
 def _highest_pixel(definition: MaskDefinition, to_template: np.ndarray, image_xy: np.ndarray) -> float:
-    """Image y (in face-scale units) of the highest point the mask or its straps can reach."""
+    """Image y (in face-scale units) of the highest point the mask can reach (its straps have their own box)."""
     top = min(y for _, y in definition.outline) - 0.1
     if definition.image is not None:
         top = -1.0  # a photo template may reach above its outline
     forward = np.linalg.inv(np.vstack([to_template, [0, 0, 1]]))[:2]  # template -> face
     xs = np.linspace(-1.3, 1.3, 9)
     edge = np.stack([xs, np.full_like(xs, top)], axis=1) @ forward[:, :2].T + forward[:, 2]
-    edge[:, 1] = np.minimum(edge[:, 1], STRAP_TOP if definition.straps.kind != "none" else edge[:, 1])
     return float(face_to_image(image_xy, edge)[:, 1].min())
 
 
@@ -303,15 +281,8 @@ def fit_mask(image_rgb: np.ndarray, points: np.ndarray, definition: MaskDefiniti
     premultiplied = np.ascontiguousarray(warped[..., :3])
     alpha = np.ascontiguousarray(warped[..., 3])
 
-    body_alpha = alpha  # thin straps cast no noticeable shadow
-    # 4. Straps, drawn in image space along face-space curves.
-    paths = _strap_paths(definition, params, to_template)
-    if paths:
-        alpha, premultiplied = _draw_straps(paths, definition, params, points, image_xy, scale, (x0, y0), clip_f,
-                                            alpha, premultiplied)
-
-    # 5. Contact shadow, camera match, composite.
-    blended, alpha = _composite(image_rgb[y0:y1, x0:x1], premultiplied, alpha, body_alpha, clip_f, light, scale, capture,
+    # 4. Contact shadow, camera match, composite.
+    blended, alpha = _composite(image_rgb[y0:y1, x0:x1], premultiplied, alpha, alpha, clip_f, light, scale, capture,
                                 noise_seed, (lambda box: _behind_plastic(box, template, maps, clip_f)) if template.window.any() else None)
 
     out = image_rgb.copy()
@@ -322,6 +293,24 @@ def fit_mask(image_rgb: np.ndarray, points: np.ndarray, definition: MaskDefiniti
         # A clear window still covers the face: count it in the occlusion map though it lets the face show.
         covered = cv2.remap(template.alpha, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         full_alpha[y0:y1, x0:x1] = np.maximum(alpha, covered * clip_f)
+
+    # 5. Straps, from the mask's corners round the head (see straps.py), under the mask body.
+    if definition.straps.kind != "none":
+        corners_face, corners_image = _strand_anchors(definition, template, to_template, image_xy, scale)
+        strands = strap_strands(definition.straps.kind, corners_face, corners_image, Pose.of(points, rotation, scale),
+                                params.loose_side, side_margin, _far_outline(points, polygon))
+        strands = out_from_under(strands, full_alpha, corners_image, scale)
+        layer = _strap_layer(strands, definition, params, scale, light_face, (height, width)) if strands else None
+        if layer is not None:
+            sx, sy, strap_rgb, strap_alpha = layer
+            sh, sw = strap_alpha.shape
+            under = 1 - full_alpha[sy:sy + sh, sx:sx + sw]
+            strap_alpha = strap_alpha * under
+            strap_rgb = strap_rgb * cv2.merge([under] * 3)
+            blended, strap_alpha = _composite(out[sy:sy + sh, sx:sx + sw], strap_rgb, strap_alpha, 0.5 * strap_alpha,
+                                              np.ones_like(strap_alpha), light, 0.3 * scale, capture, noise_seed + 1)
+            out[sy:sy + sh, sx:sx + sw] = blended
+            full_alpha[sy:sy + sh, sx:sx + sw] += strap_alpha
     return _result(out, full_alpha, points)
 
 

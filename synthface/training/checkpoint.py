@@ -35,6 +35,10 @@ class InferenceInfo(TypedDict):
     recipe: dict[str, Any]
     dataset_fingerprint: str
     attention: bool
+    backbone: str
+    gender_aware_age: bool
+    mask_target: str  # "binary" (unmasked/masked) or "state" (none/correct/incorrect)
+    validation: dict  # {"data", "split", "held_out", "faces"}: the faces the model was validated on
     epoch: int
     step: int
     metrics: dict[str, float]  # validation metrics of this checkpoint's epoch
@@ -87,8 +91,11 @@ def load_checkpoint(path: Path | str, device: str | torch.device = "cpu") -> dic
     return state
 
 
-def build_model(recipe: dict[str, Any], num_races: int) -> OAMNet:
-    """An OAMNet shaped as the recipe says, with no pretrained weights (they come from a checkpoint)."""
+def build_model(recipe: dict[str, Any], num_races: int, mask_classes: int = 2) -> OAMNet:
+    """An OAMNet shaped as the recipe says, with no pretrained weights (they come from a checkpoint).
+
+    Keys added after the first release (backbone, gender_aware_age) default to what older
+    checkpoints were trained with."""
     model = recipe["model"]
     return OAMNet(
         num_races=num_races,
@@ -96,6 +103,9 @@ def build_model(recipe: dict[str, Any], num_races: int) -> OAMNet:
         backbone_weights="none",
         head_dropout=model["head_dropout"],
         age_max=model["age_max"],
+        backbone=model.get("backbone", "resnet50"),
+        gender_aware_age=model.get("gender_aware_age", False),
+        mask_classes=mask_classes,
     )
 
 
@@ -103,7 +113,7 @@ def load_for_inference(path: Path | str, device: str | torch.device = "cpu") -> 
     """The trained model (eval mode, on `device`) and what is needed to feed it and read its outputs."""
     state = load_checkpoint(path, device="cpu")
     classes = state["classes"]
-    model = build_model(state["recipe"], num_races=len(classes["race"]))
+    model = build_model(state["recipe"], num_races=len(classes["race"]), mask_classes=len(classes["mask"]))
     model.load_state_dict(state["model"])
     model.to(device).eval()
     info = InferenceInfo(
@@ -115,6 +125,10 @@ def load_for_inference(path: Path | str, device: str | torch.device = "cpu") -> 
         recipe=state["recipe"],
         dataset_fingerprint=state["dataset_fingerprint"],
         attention=bool(state["recipe"]["model"]["attention"]),
+        backbone=state["recipe"]["model"].get("backbone", "resnet50"),
+        gender_aware_age=bool(state["recipe"]["model"].get("gender_aware_age", False)),
+        mask_target="state" if len(classes["mask"]) == 3 else "binary",
+        validation=dict(state.get("validation") or {}),
         epoch=int(state["epoch"]),
         step=int(state["step"]),
         metrics=dict(state.get("metrics", {})),

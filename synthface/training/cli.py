@@ -14,9 +14,12 @@ import typer
 
 def train_command(
     recipe: str = typer.Argument(
-        ..., help="Recipe YAML file, or the name of a bundled recipe: oam_resnet50, oam_resnet50_no_attention."
+        ..., help="Recipe YAML file, or the name of a bundled recipe (train/*.yaml): demo_cpu, oam_resnet50, "
+                  "oam_resnet50_no_attention, gender_aware, curriculum, ..."
     ),
-    data: Path = typer.Option(..., "--data", help="Dataset folder written by `synthface generate` (metadata + images)."),
+    data: Optional[Path] = typer.Option(
+        None, "--data", help="Dataset folder written by `synthface generate` (metadata + images); "
+                             "not used with a curriculum recipe, whose phases name their datasets."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder for checkpoints and logs (default: runs/<recipe name>)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Override optim.epochs."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Override data.batch_size (per GPU/process)."),
@@ -28,6 +31,9 @@ def train_command(
     precision: Optional[str] = typer.Option(None, "--precision", help="Override runtime.precision: auto, bf16, fp16 or fp32."),
     compile_model: Optional[bool] = typer.Option(
         None, "--compile/--no-compile", help="Override runtime.compile (torch.compile the model and loss)."
+    ),
+    backbone: Optional[str] = typer.Option(
+        None, "--backbone", help="Override model.backbone: resnet50, resnet18 or mobilenet_v3_small."
     ),
     backbone_weights: Optional[str] = typer.Option(
         None, "--backbone-weights", help="Override model.backbone_weights: imagenet, none, or a weights file."
@@ -46,6 +52,7 @@ def train_command(
     from synthface.cliutil import user_errors
     from synthface.training.loop import BEST, train
     from synthface.training.recipe import (
+        RecipeError,
         load_recipe,
         parse_set_option,
         resolve_recipe_path,
@@ -60,10 +67,15 @@ def train_command(
             "optim.epochs": epochs, "data.batch_size": batch_size, "data.image_size": image_size,
             "optim.max_steps": max_steps, "optim.lr": lr, "runtime.device": device, "data.workers": workers,
             "runtime.precision": precision, "runtime.compile": compile_model,
-            "model.backbone_weights": backbone_weights, "seed": seed,
+            "model.backbone_weights": backbone_weights, "model.backbone": backbone, "seed": seed,
         }
         overrides.update({key: value for key, value in options.items() if value is not None})
         resolved = with_overrides(resolved, overrides)
+        if resolved.curriculum and data is not None:
+            raise RecipeError(f"{recipe}: the recipe's curriculum names its datasets; drop --data "
+                              "(set data.val_data to validate on another dataset)")
+        if not resolved.curriculum and data is None:
+            raise RecipeError("--data DIR is required: the dataset folder written by `synthface generate`")
         out_dir = out or Path("runs") / resolved.name
         result = train(resolved, data, out_dir, resume=resume, console=console)
     if result.history and result.is_main:

@@ -17,25 +17,36 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from synthface.dataset import DatasetError, metadata_file, read_split
-from synthface.taxonomy import GENDERS, MASK_CLASSES, races
+from synthface.dataset import DatasetError, metadata_file, read_metadata, read_split
+from synthface.taxonomy import GENDERS, MASK_CLASSES, MASK_STATES, races
 from synthface.training import transforms as T
 from synthface.training.recipe import Recipe
 
 MISSING_CLASS = -1  # target for an absent label; the loss ignores it (age uses NaN)
 
 
+MASK_STATE_COLUMN = "mask_state"
+
+
 @dataclass(frozen=True)
 class LabelMaps:
-    """Class names per head, in the index order the model's logits use (taxonomy.py)."""
+    """Class names per head, in the index order the model's logits use (taxonomy.py).
+
+    `mask_target` "binary" trains the mask head on the 0/1 `mask` column (unmasked/masked);
+    "state" on the three-class `mask_state` column (none/correct/incorrect).
+    """
 
     race_taxonomy: str
     gender: tuple[str, ...] = GENDERS
-    mask: tuple[str, ...] = MASK_CLASSES
+    mask_target: str = "binary"
 
     @property
     def race(self) -> tuple[str, ...]:
         return races(self.race_taxonomy)
+
+    @property
+    def mask(self) -> tuple[str, ...]:
+        return MASK_STATES if self.mask_target == "state" else MASK_CLASSES
 
     def as_dict(self) -> dict[str, list[str]]:
         return {"gender": list(self.gender), "race": list(self.race), "mask": list(self.mask)}
@@ -58,13 +69,36 @@ def encode_targets(table: pd.DataFrame, labels: LabelMaps) -> Targets:
         return np.array([lookup.get(v, MISSING_CLASS) if isinstance(v, str) else MISSING_CLASS
                          for v in table[column]], dtype=np.int64)
 
-    mask = pd.to_numeric(table["mask"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    if labels.mask_target == "state":
+        mask_index = indices(MASK_STATE_COLUMN, labels.mask)
+    else:
+        mask = pd.to_numeric(table["mask"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        mask_index = np.where(np.isnan(mask), MISSING_CLASS, np.nan_to_num(mask)).astype(np.int64)
     return Targets(
         age=pd.to_numeric(table["age"], errors="coerce").to_numpy(dtype=np.float32, na_value=np.nan),
         gender=indices("gender", labels.gender),
         race=indices("race", labels.race),
-        mask=np.where(np.isnan(mask), MISSING_CLASS, np.nan_to_num(mask)).astype(np.int64),
+        mask=mask_index,
     )
+
+
+def resolve_mask_target(setting: str, tables: dict[str, pd.DataFrame]) -> str:
+    """"binary" or "state" for `model.mask_target` over the datasets `tables` (name -> rows).
+
+    auto picks the three-class state when every dataset has a filled `mask_state` column.
+    """
+    def has_state(table: pd.DataFrame) -> bool:
+        return MASK_STATE_COLUMN in table.columns and bool(table[MASK_STATE_COLUMN].notna().all())
+
+    if setting == "binary":
+        return "binary"
+    if setting == "state":
+        lacking = [name for name, table in tables.items() if not has_state(table)]
+        if lacking:
+            raise DatasetError(f"model.mask_target=state needs a filled '{MASK_STATE_COLUMN}' column, missing in "
+                               f"{lacking}; regenerate with a current synthface, or use mask_target: binary")
+        return "state"
+    return "state" if all(has_state(table) for table in tables.values()) else "binary"
 
 
 def dataset_fingerprint(root: Path | str) -> str:
@@ -76,6 +110,27 @@ def load_split(root: Path | str, split: str) -> tuple[pd.DataFrame, LabelMaps]:
     """Read and validate one split; a DatasetError says what is missing or wrong."""
     part, taxonomy = read_split(Path(root), split)
     return part, LabelMaps(race_taxonomy=taxonomy)
+
+
+def split_is_empty(root: Path | str, split: str) -> bool:
+    """True when the dataset has no row in `split` (read_split would refuse it)."""
+    table = read_metadata(Path(root))
+    return not bool((table["split"] == split).any()) if "split" in table.columns else True
+
+
+def hold_out_faces(table: pd.DataFrame, share: float, seed: int, where: str) -> list[str]:
+    """Source faces (`source_id`) to hold out for validation: `share` of them, at least one,
+    chosen by a hash of (seed, face) so the choice does not depend on row order."""
+    if "source_id" not in table.columns or table["source_id"].isna().any():
+        raise DatasetError(f"{where}: cannot hold out validation faces without a filled 'source_id' column; "
+                           "add a val split to the dataset")
+    faces = sorted(table["source_id"].astype(str).unique())
+    if len(faces) < 2:
+        raise DatasetError(f"{where}: only {len(faces)} source face(s); at least two are needed to hold one out "
+                           "for validation (a face is never in both train and val)")
+    count = min(max(1, round(share * len(faces))), len(faces) - 1)
+    ranked = sorted(faces, key=lambda face: hashlib.sha256(f"{seed}:{face}".encode()).hexdigest())
+    return sorted(ranked[:count])
 
 
 class FaceDataset(Dataset):
@@ -212,45 +267,153 @@ def make_loader(dataset: FaceDataset, batch_size: int, workers: int, prefetch_fa
 
 
 @dataclass
-class TrainData:
-    """Everything the loop needs from the dataset."""
+class Phase:
+    """One stretch of training on one dataset (the whole run, without a curriculum)."""
 
-    train_loader: DataLoader
+    index: int  # 0-based
+    name: str
+    root: Path
+    start_epoch: int
+    end_epoch: int  # exclusive
+    loader: DataLoader
+    sampler: ResumableSampler
+    table: pd.DataFrame
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.sampler.per_epoch // self.loader.batch_size
+
+
+@dataclass
+class TrainData:
+    """Everything the loop needs from the dataset(s)."""
+
+    phases: list[Phase]
     val_loader: DataLoader
-    train_sampler: ResumableSampler
     labels: LabelMaps
     fingerprint: str
-    train_table: pd.DataFrame
-    train_targets: Targets
+    train_targets: Targets  # every phase's training rows, for class weights and the age prior
+    validation: dict  # {"data", "split", "held_out", "faces"}: where validation comes from
+    notes: list[str]  # what the log should say about the data (hold-out, balance, removed faces)
+
+    def phase_of(self, epoch: int) -> Phase:
+        for phase in self.phases:
+            if epoch < phase.end_epoch:
+                return phase
+        return self.phases[-1]
+
+    # The single-phase view (benchmarks, older callers).
+    @property
+    def train_loader(self) -> DataLoader:
+        return self.phases[0].loader
+
+    @property
+    def train_sampler(self) -> ResumableSampler:
+        return self.phases[0].sampler
+
+    @property
+    def train_table(self) -> pd.DataFrame:
+        return self.phases[0].table
 
 
-def build_data(recipe: Recipe, root: Path | str, rank: int = 0, world_size: int = 1,
+def build_data(recipe: Recipe, root: Path | str | None, rank: int = 0, world_size: int = 1,
                pin_memory: bool = False) -> TrainData:
-    """Train and validation loaders for `root` under `recipe` (validation: eval_transform, no shuffling)."""
+    """Training loaders (one per curriculum phase), the validation loader, labels and notes.
+
+    Validation comes from `data.val_data` (default: `root`, or the last phase's dataset) and its
+    `val_split`; when that split is empty, `val_holdout` of its training faces are held out.
+    Validation faces are removed from every phase's training rows, so no face is in both.
+    """
     from torch.utils.data.distributed import DistributedSampler
 
     data = recipe.data
-    train_table, labels = load_split(root, data.train_split)
-    val_table, _ = load_split(root, data.val_split)
-    if len(train_table) < data.batch_size * world_size:
-        raise DatasetError(
-            f"{root}: the {data.train_split!r} split has {len(train_table)} rows, fewer than one batch "
-            f"({data.batch_size} x {world_size} process(es)); lower data.batch_size"
+    if recipe.curriculum:
+        plan = [(phase.label, Path(phase.data), phase.epochs) for phase in recipe.curriculum]
+    else:
+        if root is None:
+            raise DatasetError("no dataset: pass --data DIR (or give the recipe a curriculum)")
+        plan = [(Path(root).name, Path(root), recipe.optim.epochs)]
+    val_root = Path(data.val_data) if data.val_data else (Path(root) if root is not None and not recipe.curriculum
+                                                          else plan[-1][1])
+    notes: list[str] = []
+
+    train_tables, taxonomies = [], set()
+    for _, phase_root, _ in plan:
+        table, taxonomy = read_split(phase_root, data.train_split)
+        train_tables.append(table)
+        taxonomies.add(taxonomy)
+
+    if split_is_empty(val_root, data.val_split):
+        if data.val_holdout <= 0:
+            raise DatasetError(f"{val_root}: split {data.val_split!r} has no rows and data.val_holdout is 0; "
+                               "add a val split or set data.val_holdout (e.g. 0.1)")
+        pool, taxonomy = read_split(val_root, data.train_split)
+        faces = hold_out_faces(pool, data.val_holdout, recipe.seed, str(val_root))
+        val_table = pool[pool["source_id"].astype(str).isin(faces)].reset_index(drop=True)
+        held_out = True
+        notes.append(
+            f"{val_root} has no {data.val_split!r} split: holding out {len(faces)} of "
+            f"{pool['source_id'].nunique()} source faces ({len(val_table)} of {len(pool)} images) of its "
+            f"{data.train_split!r} split for validation (data.val_holdout={data.val_holdout}; by source_id, "
+            "so a face is never in both)"
         )
-    train_set = FaceDataset(root, train_table, labels, T.train_transform(recipe.augment, data.image_size))
-    val_set = FaceDataset(root, val_table, labels, T.eval_transform(data.image_size))
-    sampler = ResumableSampler(len(train_set), recipe.seed, rank, world_size,
-                               balance_weights(train_table, data.balance_by), batch_size=data.batch_size)
+    else:
+        val_table, taxonomy = read_split(val_root, data.val_split)
+        held_out = False
+    taxonomies.add(taxonomy)
+    if len(taxonomies) != 1:
+        raise DatasetError(f"the datasets use different race taxonomies {sorted(taxonomies)}; train on one")
+    val_faces = sorted(val_table["source_id"].astype(str).unique()) if "source_id" in val_table.columns else []
+
+    if val_faces:  # no face both trained on and validated on, whatever the datasets' own splits say
+        for index, table in enumerate(train_tables):
+            clash = table["source_id"].astype(str).isin(set(val_faces))
+            if clash.any():
+                if not (held_out and plan[index][1] == val_root):
+                    notes.append(f"{plan[index][1]}: left out {int(clash.sum())} training image(s) of "
+                                 f"{table.loc[clash, 'source_id'].nunique()} face(s) that are in the validation set")
+                train_tables[index] = table[~clash].reset_index(drop=True)
+
+    labels = LabelMaps(race_taxonomy=taxonomies.pop(), mask_target=resolve_mask_target(
+        recipe.model.mask_target, {str(r): t for (_, r, _), t in zip(plan, train_tables)} | {str(val_root): val_table}))
+
+    phases, start = [], 0
+    for index, ((name, phase_root, epochs), table) in enumerate(zip(plan, train_tables)):
+        if len(table) < data.batch_size * world_size:
+            raise DatasetError(
+                f"{phase_root}: the {data.train_split!r} split has {len(table)} rows to train on, fewer than one "
+                f"batch ({data.batch_size} x {world_size} process(es)); lower data.batch_size"
+            )
+        missing = [c for c in data.balance_by if c not in table.columns]
+        if missing:
+            raise DatasetError(f"{phase_root}: data.balance_by names column(s) {missing} that the metadata lacks")
+        weights = balance_weights(table, data.balance_by)
+        if weights is not None:
+            groups = table[data.balance_by].astype(str).agg("|".join, axis=1).nunique()
+            notes.append(f"{phase_root}: balanced sampling over {groups} groups of {data.balance_by}")
+        dataset = FaceDataset(phase_root, table, labels, T.train_transform(recipe.augment, data.image_size))
+        sampler = ResumableSampler(len(dataset), recipe.seed, rank, world_size, weights, batch_size=data.batch_size)
+        loader = make_loader(dataset, data.batch_size, workers=data.workers, prefetch_factor=data.prefetch_factor,
+                             sampler=sampler, pin_memory=pin_memory, drop_last=False, seed=recipe.seed)
+        phases.append(Phase(index, name, phase_root, start, start + epochs, loader, sampler, table))
+        start += epochs
+
+    val_set = FaceDataset(val_root, val_table, labels, T.eval_transform(data.image_size))
     val_sampler = DistributedSampler(val_set, num_replicas=world_size, rank=rank, shuffle=False)
-    common = dict(workers=data.workers, prefetch_factor=data.prefetch_factor, pin_memory=pin_memory,
-                  seed=recipe.seed)
+    val_loader = make_loader(val_set, data.batch_size, workers=min(data.workers, 4),
+                             prefetch_factor=data.prefetch_factor, sampler=val_sampler, pin_memory=pin_memory,
+                             drop_last=False, seed=recipe.seed)
+    roots = [phase_root for _, phase_root, _ in plan]
+    fingerprint = (dataset_fingerprint(roots[0]) if roots == [val_root] else hashlib.sha256(
+        "|".join(dataset_fingerprint(r) for r in [*roots, val_root]).encode()).hexdigest()[:16])
+    targets = [phase.loader.dataset.targets for phase in phases]
     return TrainData(
-        train_loader=make_loader(train_set, data.batch_size, sampler=sampler, drop_last=False, **common),
-        val_loader=make_loader(val_set, data.batch_size, sampler=val_sampler, drop_last=False,
-                               **{**common, "workers": min(data.workers, 4)}),
-        train_sampler=sampler,
+        phases=phases,
+        val_loader=val_loader,
         labels=labels,
-        fingerprint=dataset_fingerprint(root),
-        train_table=train_table,
-        train_targets=train_set.targets,
+        fingerprint=fingerprint,
+        train_targets=Targets(*(np.concatenate([getattr(t, f) for t in targets]) for f in Targets._fields)),
+        validation={"data": str(val_root.resolve()), "split": None if held_out else data.val_split,
+                    "held_out": held_out, "faces": val_faces},
+        notes=notes,
     )

@@ -37,6 +37,16 @@ from synthface.training.transforms import MEAN, STD, normalize_on_device
 LAST, BEST, METRICS_CSV, RECIPE_YAML, TENSORBOARD_DIR = "last.pt", "best.pt", "metrics.csv", "recipe.yaml", "tb"
 
 
+def describe_model(recipe: Recipe, labels) -> str:
+    """One log line saying what was built: trunk, attention, age head injection, mask target."""
+    model = recipe.model
+    mask = "/".join(labels.mask)
+    return (f"{model.backbone} trunk ({model.backbone_weights} weights), attention "
+            f"{'on' if model.attention else 'off (ablation)'}, age head "
+            f"{'gender-aware (gender probabilities injected)' if model.gender_aware_age else 'plain'}, "
+            f"mask head target {labels.mask_target} ({mask})")
+
+
 class TrainingModule(nn.Module):
     """Model and loss in one module, so DDP also keeps learned loss weights in sync across GPUs."""
 
@@ -44,9 +54,15 @@ class TrainingModule(nn.Module):
         super().__init__()
         self.model, self.criterion = model, criterion
 
-    def forward(self, images: torch.Tensor, targets: dict[str, torch.Tensor]):
+    def forward(self, images: torch.Tensor, targets: dict[str, torch.Tensor],
+                mixed: tuple[dict[str, torch.Tensor], float] | None = None):
         outputs = self.model(images)
-        return outputs, self.criterion(outputs, targets)
+        losses = self.criterion(outputs, targets)
+        if mixed is not None:  # mixup/cutmix: the loss of each source image, weighted by its share
+            other_targets, share = mixed
+            other = self.criterion(outputs, other_targets)
+            losses = {key: share * losses[key] + (1.0 - share) * other[key] for key in losses}
+        return outputs, losses
 
 
 @dataclass
@@ -99,9 +115,10 @@ def _schedule(optimizer: torch.optim.Optimizer, recipe: Recipe, total_steps: int
 class Trainer:
     """One training run (one process of it under torchrun). See `train`."""
 
-    def __init__(self, recipe: Recipe, data_root: Path | str, out_dir: Path | str, resume: bool = False,
+    def __init__(self, recipe: Recipe, data_root: Path | str | None, out_dir: Path | str, resume: bool = False,
                  console: Console | None = None, keep_step_losses: bool = False) -> None:
-        self.recipe, self.data_root, self.out_dir = recipe, Path(data_root), Path(out_dir)
+        self.recipe, self.out_dir = recipe, Path(out_dir)
+        self.data_root = Path(data_root) if data_root is not None else None
         self.ctx = D.setup(recipe.runtime.device)
         self.console = console or Console()
         self.keep_step_losses = keep_step_losses
@@ -123,23 +140,29 @@ class Trainer:
 
         self.data = build_data(recipe, self.data_root, self.ctx.rank, self.ctx.world_size,
                                pin_memory=self.device.type == "cuda")
+        if self.ctx.is_main:
+            for note in self.data.notes:
+                self.console.print(f"data: {note}", soft_wrap=True, highlight=False)
         self.module = self._build_module().to(self.device)
+        if self.ctx.is_main:
+            self.console.print(f"model: {describe_model(recipe, self.data.labels)}", soft_wrap=True, highlight=False)
         # channels_last feeds cuDNN's NHWC tensor-core kernels; PyTorch's CPU kernels are much slower with it.
         self.channels_last = recipe.runtime.channels_last and self.device.type == "cuda"
         if self.channels_last:
             self.module.to(memory_format=torch.channels_last)
 
-        self.steps_per_epoch = self.data.train_sampler.per_epoch // recipe.data.batch_size
-        self.train_faces = face_ids(self.data.train_table)
-        # The schedule always spans all epochs; max_steps only stops early, so a run stopped by it
-        # continues with --resume exactly as if it had never stopped.
-        schedule_steps = recipe.optim.epochs * self.steps_per_epoch
+        # The schedule always spans all epochs (of every curriculum phase); max_steps only stops early,
+        # so a run stopped by it continues with --resume exactly as if it had never stopped.
+        schedule_steps = sum((phase.end_epoch - phase.start_epoch) * phase.steps_per_epoch for phase in self.data.phases)
+        self.train_faces = sorted(set().union(*(face_ids(phase.table) for phase in self.data.phases)))
         self.total_steps = min(schedule_steps, recipe.optim.max_steps or schedule_steps)
+        self.phase = self.data.phases[0]
+        self.steps_per_epoch = self.phase.steps_per_epoch
         # One fused kernel per step on CUDA; multi-tensor (foreach) updates elsewhere, several times faster on CPU.
         on_cuda = self.device.type == "cuda"
         self.optimizer = torch.optim.AdamW(_param_groups(self.module, recipe.optim.weight_decay), lr=recipe.optim.lr,
                                            fused=on_cuda, foreach=not on_cuda)
-        self.scheduler = _schedule(self.optimizer, recipe, schedule_steps, self.steps_per_epoch)
+        self.scheduler = _schedule(self.optimizer, recipe, schedule_steps, self.data.phases[0].steps_per_epoch)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast_dtype == torch.float16)
 
         # Position in training; restored by --resume.
@@ -178,6 +201,9 @@ class Trainer:
             backbone_weights=recipe.model.backbone_weights,
             head_dropout=recipe.model.head_dropout,
             age_max=recipe.model.age_max,
+            backbone=recipe.model.backbone,
+            gender_aware_age=recipe.model.gender_aware_age,
+            mask_classes=len(labels.mask),
         )
         if self.ctx.distributed and self.ctx.is_main:
             dist.barrier()
@@ -217,6 +243,12 @@ class Trainer:
             # The real faces trained on: evaluate/compare warn when they appear in an evaluated split.
             "train_faces": self.train_faces,
             "world_size": self.ctx.world_size,
+            "architecture": {"backbone": self.recipe.model.backbone, "attention": self.recipe.model.attention,
+                             "gender_aware_age": self.recipe.model.gender_aware_age,
+                             "mask_target": labels.mask_target},
+            "validation": self.data.validation,
+            "train_data": [str(phase.root.resolve()) for phase in self.data.phases],
+            "phase": self.phase.index + 1,  # 1-based curriculum phase of the last step taken
         }
 
     def _save(self, names: tuple[str, ...], metrics: dict[str, float]) -> None:
@@ -241,7 +273,7 @@ class Trainer:
         if state["dataset_fingerprint"] != self.data.fingerprint:
             raise CheckpointError(
                 f"{path}: trained on a different dataset (fingerprint {state['dataset_fingerprint']}, "
-                f"{self.data_root} has {self.data.fingerprint}); resume with the same --data"
+                f"{self.data_root or 'the curriculum'} has {self.data.fingerprint}); resume with the same --data"
             )
         self.module.model.load_state_dict(state["model"])
         self.module.criterion.load_state_dict(state["criterion"])
@@ -249,6 +281,7 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.step, self.step_in_epoch = state["epoch"], state["step"], state["step_in_epoch"]
+        self.phase = self.data.phase_of(self.epoch)
         self.best_score, self.bad_epochs, self.history = state["best_score"], state["bad_epochs"], state["history"]
         rng = state["rng"]
         if len(rng) == self.ctx.world_size:
@@ -274,11 +307,43 @@ class Trainer:
                    for name, t in (("age", age), ("gender", gender), ("race", race), ("mask", mask))}
         return x, targets
 
+    def _mix(self, x: torch.Tensor, targets: dict[str, torch.Tensor]):
+        """Mixup or cutmix of this step's batch, or None; draws depend on (seed, rank, step) only,
+        so a resumed run mixes exactly as an uninterrupted one."""
+        mix = self.recipe.augment.mix
+        if mix.kind == "none" or x.shape[0] < 2:
+            return x, targets, None
+        rng = np.random.default_rng([self.recipe.seed, self.ctx.rank, self.step, 7])
+        if rng.random() >= mix.p:
+            return x, targets, None
+        kind = mix.kind if mix.kind != "both" else ("mixup" if rng.random() < 0.5 else "cutmix")
+        share = float(rng.beta(mix.alpha, mix.alpha))
+        order = torch.from_numpy(rng.permutation(x.shape[0])).to(x.device)
+        if kind == "mixup":
+            mixed = share * x + (1.0 - share) * x[order]
+        else:  # cutmix: a box of area (1 - share) from the partner image; share is recomputed from the box
+            height, width = x.shape[-2:]
+            cut_h, cut_w = int(height * np.sqrt(1.0 - share)), int(width * np.sqrt(1.0 - share))
+            cy, cx = int(rng.integers(height)), int(rng.integers(width))
+            y0, y1 = max(cy - cut_h // 2, 0), min(cy + cut_h // 2, height)
+            x0, x1 = max(cx - cut_w // 2, 0), min(cx + cut_w // 2, width)
+            mixed = x.clone()
+            mixed[..., y0:y1, x0:x1] = x[order][..., y0:y1, x0:x1]
+            share = 1.0 - (y1 - y0) * (x1 - x0) / (height * width)
+        other = {name: target[order] for name, target in targets.items()}
+        return mixed, targets, (other, share)
+
     def train_step(self, batch) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """One optimizer step on one batch; returns (outputs, losses, targets), all still on the device."""
+        """One optimizer step on one batch; returns (outputs, losses, targets), all still on the device.
+
+        With mixup/cutmix the targets returned (for the running accuracies) are those of the
+        image with the larger share of each mixed input."""
         x, targets = self._batch(batch)
+        x, targets, mixed = self._mix(x, targets)
         with self._autocast():
-            outputs, losses = self.runner(x, targets)
+            outputs, losses = self.runner(x, targets, mixed)
+        if mixed is not None and mixed[1] < 0.5:
+            targets = mixed[0]
         self.scaler.scale(losses["total"]).backward()
         if self.recipe.optim.grad_clip:
             self.scaler.unscale_(self.optimizer)
@@ -316,12 +381,22 @@ class Trainer:
         if self.step >= self.total_steps and self.ctx.is_main:
             self.console.print(f"nothing to do: step {self.step} already reaches the planned {self.total_steps}")
         self.module.train()
-        sampler = self.data.train_sampler
-        sampler.set_position(self.epoch, skip=self.step_in_epoch * batch, end_epoch=epochs)
-        batches = iter(self.data.train_loader)  # one pass over all remaining epochs: no refill at boundaries
+        phase, batches = None, None
         # One bar per pass, stopped (its last frame says the time taken, not an ETA) before the pass's
         # summary line: a single bar for the whole run was printed again, with stale estimates, when it stopped.
         while self.epoch < epochs and self.step < self.total_steps:
+            if phase is None or self.epoch >= phase.end_epoch:
+                batches = None  # stop the previous phase's workers first
+                phase = self.data.phase_of(self.epoch)
+                # One pass over the phase's remaining epochs: no refill at epoch boundaries.
+                phase.sampler.set_position(self.epoch, skip=self.step_in_epoch * batch, end_epoch=phase.end_epoch)
+                batches = iter(phase.loader)
+                if len(self.data.phases) > 1 and self.ctx.is_main:
+                    self.console.print(
+                        f"phase {phase.index + 1}/{len(self.data.phases)} {phase.name!r}: {phase.root}, "
+                        f"epochs {phase.start_epoch + 1}-{phase.end_epoch}, {len(phase.table)} training images",
+                        soft_wrap=True, highlight=False)
+            self.phase, self.steps_per_epoch = phase, phase.steps_per_epoch
             with self._progress() as progress:
                 task = progress.add_task(f"epoch {self.epoch + 1}/{epochs}", total=self.steps_per_epoch,
                                          completed=self.step_in_epoch, speed="-", loss="-")
@@ -369,7 +444,8 @@ class Trainer:
     def _end_of_pass(self, tracker: MetricTracker, epoch: float, elapsed: float, images: int,
                      epoch_complete: bool) -> bool:
         """Validate, log, checkpoint; True when early stopping says to stop."""
-        metrics = {"epoch": round(epoch, 4), "step": self.step, "lr": self.optimizer.param_groups[0]["lr"]}
+        metrics = {"epoch": round(epoch, 4), "step": self.step, "lr": self.optimizer.param_groups[0]["lr"],
+                   "phase": self.phase.index + 1}
         metrics.update(tracker.compute("train", self.ctx.distributed))
         metrics.update(self.validate())
         log_vars = self.module.criterion.log_vars

@@ -43,7 +43,8 @@ class MultiTaskLoss(nn.Module):
     def _classification(self, task: str, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         valid = target != MISSING_CLASS
         safe_target = target.clamp(min=0)
-        per_sample = F.cross_entropy(logits.float(), safe_target, reduction="none")
+        per_sample = F.cross_entropy(logits.float(), safe_target, reduction="none",
+                                     label_smoothing=self.config.label_smoothing)
         weight = getattr(self, f"weight_{task}")
         sample_weight = valid.float() if weight is None else weight[safe_target] * valid
         return (per_sample * sample_weight).sum() / sample_weight.sum().clamp(min=1e-8)

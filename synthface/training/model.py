@@ -1,4 +1,5 @@
-"""OAMNet: a ResNet-50 trunk, CBAM-style spatial attention and four face-attribute heads.
+"""OAMNet: a CNN trunk (ResNet-50 as in the paper, or a light one: backbones.py), CBAM-style
+spatial attention and four face-attribute heads.
 
 The attention map A (one channel, values in [0, 1]) re-weights the trunk's last feature
 map before pooling, so the model can learn to rely on the eyes and forehead when a mask
@@ -7,26 +8,20 @@ ablation) the module does not exist at all and the features are pooled as they a
 
 Age is predicted as a bounded regression: `age = age_max * sigmoid(z)`, so the output is
 always a valid age in years (0 .. age_max) and the gradient never explodes on outliers.
+With `gender_aware_age` the age head also reads the gender head's probabilities.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from pathlib import Path
-
 import torch
 from torch import nn
-from torchvision.models import ResNet50_Weights, resnet50
 
-from synthface.errors import UserError
+from synthface.training.backbones import BackboneWeightsError, build_trunk, load_trunk_weights
 
-FEATURE_CHANNELS = 2048  # channels of ResNet-50's layer4
+__all__ = ["BackboneWeightsError", "HEAD_HIDDEN", "HEAD_NAMES", "OAMNet", "SpatialAttention"]
+
 HEAD_HIDDEN = 512
 HEAD_NAMES = ("age", "gender", "race", "mask")
-
-
-class BackboneWeightsError(UserError, RuntimeError):
-    """The requested backbone weights could not be loaded; the message says how to fix it."""
 
 
 class SpatialAttention(nn.Module):
@@ -41,10 +36,10 @@ class SpatialAttention(nn.Module):
         return torch.sigmoid(self.conv(pooled))
 
 
-def _head(out_features: int, dropout: float) -> nn.Sequential:
+def _head(in_features: int, out_features: int, dropout: float) -> nn.Sequential:
     """Linear -> BatchNorm -> ReLU -> Dropout -> Linear, as every task head."""
     return nn.Sequential(
-        nn.Linear(FEATURE_CHANNELS, HEAD_HIDDEN),
+        nn.Linear(in_features, HEAD_HIDDEN),
         nn.BatchNorm1d(HEAD_HIDDEN),
         nn.ReLU(inplace=True),
         nn.Dropout(dropout),
@@ -52,43 +47,12 @@ def _head(out_features: int, dropout: float) -> nn.Sequential:
     )
 
 
-def _resnet50_state_dict(backbone_weights: str) -> dict[str, torch.Tensor] | None:
-    """The torchvision-format ResNet-50 weights for `backbone_weights` ("none" -> None)."""
-    if backbone_weights == "none":
-        return None
-    if backbone_weights == "imagenet":
-        try:
-            return ResNet50_Weights.IMAGENET1K_V2.get_state_dict(progress=True)
-        except Exception as error:  # network, proxy, or a truncated cached file
-            raise BackboneWeightsError(
-                "could not fetch torchvision's ImageNet ResNet-50 weights "
-                f"({ResNet50_Weights.IMAGENET1K_V2.url}): {error}. Either run once with network access "
-                "(they are cached under ~/.cache/torch), download that file and set "
-                "`model.backbone_weights: /path/to/resnet50.pth`, or train from scratch with "
-                "`model.backbone_weights: none`."
-            ) from error
-    path = Path(backbone_weights).expanduser()
-    if not path.is_file():
-        raise BackboneWeightsError(
-            f"model.backbone_weights={backbone_weights!r}: not 'none', not 'imagenet' and no such file"
-        )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise BackboneWeightsError(f"could not read backbone weights from {path}: {error}") from error
-    if isinstance(state, dict) and isinstance(state.get("model"), dict):
-        # A synthface checkpoint: reuse its trunk.
-        state = {k.removeprefix("trunk."): v for k, v in state["model"].items() if k.startswith("trunk.")}
-    if not isinstance(state, dict):
-        raise BackboneWeightsError(f"{path}: expected a ResNet-50 state dict, found {type(state).__name__}")
-    return state
-
-
 class OAMNet(nn.Module):
     """Occlusion-aware multi-task network: age (years), gender, race and mask from one face crop.
 
     `forward(x)` takes a normalised float batch B x 3 x H x W and returns a dict with
-    "age" (B,), "gender" (B, 2), "race" (B, num_races), "mask" (B, 2) logits, and
+    "age" (B,), "gender" (B, 2), "race" (B, num_races), "mask" (B, mask_classes: 2 = unmasked/masked,
+    3 = mask state none/correct/incorrect) logits, and
     "attention" (B, 1, h, w) in [0, 1] (None when attention is off).
     """
 
@@ -99,38 +63,25 @@ class OAMNet(nn.Module):
         backbone_weights: str = "none",
         head_dropout: float = 0.3,
         age_max: float = 120.0,
+        backbone: str = "resnet50",
+        gender_aware_age: bool = False,
+        mask_classes: int = 2,
     ) -> None:
         super().__init__()
-        backbone = resnet50(weights=None)
-        state = _resnet50_state_dict(backbone_weights)
-        if state is not None:
-            state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-            try:
-                missing, unexpected = backbone.load_state_dict(state, strict=False)
-            except RuntimeError as error:  # shape mismatches
-                raise BackboneWeightsError(
-                    f"backbone weights {backbone_weights!r} do not fit torchvision's ResNet-50: {error}"
-                ) from error
-            missing = [k for k in missing if not k.startswith("fc.")]
-            if missing or unexpected:
-                raise BackboneWeightsError(
-                    f"backbone weights {backbone_weights!r} do not fit torchvision's ResNet-50: "
-                    f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
-                    f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}"
-                )
-        # Keep torchvision's parameter names under `trunk.` so plain ResNet-50 files load.
-        self.trunk = nn.Sequential(OrderedDict(
-            (name, getattr(backbone, name))
-            for name in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
-        ))
+        # Parameter names under `trunk.` are torchvision's, so plain torchvision/timm files load.
+        self.trunk, channels = build_trunk(backbone)
+        load_trunk_weights(self.trunk, backbone, backbone_weights)
+        self.backbone = backbone
         self.attention = SpatialAttention() if attention else None
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.age_max = float(age_max)
+        self.gender_aware_age = bool(gender_aware_age)
+        # Gender-aware age: the gender head's two probabilities are appended to the age head's input.
         self.heads = nn.ModuleDict({
-            "age": _head(1, head_dropout),
-            "gender": _head(2, head_dropout),
-            "race": _head(num_races, head_dropout),
-            "mask": _head(2, head_dropout),
+            "age": _head(channels + (2 if gender_aware_age else 0), 1, head_dropout),
+            "gender": _head(channels, 2, head_dropout),
+            "race": _head(channels, num_races, head_dropout),
+            "mask": _head(channels, mask_classes, head_dropout),
         })
 
     def init_age_bias(self, mean_age: float) -> None:
@@ -146,10 +97,16 @@ class OAMNet(nn.Module):
             attention_map = self.attention(features)
             features = features * attention_map
         pooled = self.pool(features).flatten(1)
-        age = self.age_max * torch.sigmoid(self.heads["age"](pooled).squeeze(1))
+        gender = self.heads["gender"](pooled)
+        age_input = pooled
+        if self.gender_aware_age:
+            # Detached: the age loss must not bend the gender head to suit age; the injection only
+            # tells the age head which gender the face looks like (men and women age differently in photos).
+            age_input = torch.cat([pooled, torch.softmax(gender.detach().float(), dim=1).to(pooled.dtype)], dim=1)
+        age = self.age_max * torch.sigmoid(self.heads["age"](age_input).squeeze(1))
         return {
             "age": age,
-            "gender": self.heads["gender"](pooled),
+            "gender": gender,
             "race": self.heads["race"](pooled),
             "mask": self.heads["mask"](pooled),
             "attention": attention_map,

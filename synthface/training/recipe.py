@@ -25,7 +25,8 @@ STOPPING_METRICS: dict[str, str] = {
     "val_mask_acc": "max",
     "val_mean_acc": "max",
 }
-BALANCE_COLUMNS = ("gender", "race", "mask", "age_bin", "mask_type")
+BALANCE_COLUMNS = ("gender", "race", "mask", "age_bin", "mask_type", "mask_state", "wear_style")
+BACKBONE_NAMES = ("resnet50", "resnet18", "mobilenet_v3_small")
 
 
 class RecipeError(UserError, ValueError):
@@ -37,8 +38,13 @@ class _Section(BaseModel):
 
 
 class ModelSection(_Section):
+    backbone: Literal["resnet50", "resnet18", "mobilenet_v3_small"] = Field(
+        "resnet50", description="the trunk: resnet50 (the paper), resnet18 or mobilenet_v3_small (light, for CPUs)")
     attention: bool = Field(True, description="spatial attention before pooling (False = the ablation)")
-    backbone_weights: str = Field("imagenet", description="'imagenet', 'none' or a path to ResNet-50 weights")
+    backbone_weights: str = Field("imagenet", description="'imagenet', 'none' or a path to a state-dict file of the backbone")
+    gender_aware_age: bool = Field(False, description="feed the gender head's probabilities into the age head")
+    mask_target: Literal["auto", "binary", "state"] = Field(
+        "auto", description="mask head target: binary `mask`, 3-class `mask_state`, or auto (state when the data has it)")
     head_dropout: float = Field(0.3, ge=0.0, lt=1.0, description="dropout inside every task head")
     age_max: float = Field(120.0, gt=0, description="upper bound of the age output, years")
 
@@ -50,6 +56,8 @@ class DataSection(_Section):
     prefetch_factor: int = Field(4, ge=1, le=256, strict=True, description="batches each worker keeps ready")
     train_split: str = "train"
     val_split: str = "val"
+    val_holdout: float = Field(0.1, ge=0, lt=1, description="share of source faces held out for validation when the val split is empty")
+    val_data: str | None = Field(None, description="dataset whose val split validates (default: --data or the last curriculum phase)")
     balance_by: list[str] = Field(default_factory=list, description="columns whose joint groups are sampled equally")
 
     @field_validator("balance_by")
@@ -76,10 +84,17 @@ class ColorSection(_Section):
     hue: float = Field(0.0, ge=0, le=0.5, description="off by default: hue shifts change skin tone, a race cue")
 
 
+class MixSection(_Section):
+    kind: Literal["none", "mixup", "cutmix", "both"] = Field("none", description="batch mixing; both = one of the two per batch")
+    alpha: float = Field(0.2, gt=0, description="Beta(alpha, alpha) draws the mixing share")
+    p: float = Field(1.0, ge=0, le=1, description="probability that a batch is mixed")
+
+
 class AugmentSection(_Section):
     hflip: float = Field(0.5, ge=0, le=1, description="probability of a horizontal flip")
     affine: AffineSection = Field(default_factory=AffineSection)
     color: ColorSection = Field(default_factory=ColorSection)
+    mix: MixSection = Field(default_factory=MixSection)
 
 
 class LossSection(_Section):
@@ -88,6 +103,7 @@ class LossSection(_Section):
     age: Literal["l1", "smooth_l1"] = "smooth_l1"
     age_scale: float = Field(10.0, gt=0, description="years per unit of the age loss")
     class_weights: bool = Field(False, description="inverse-frequency class weights for gender/race/mask")
+    label_smoothing: float = Field(0.0, ge=0, lt=0.5, description="label smoothing of the gender/race/mask cross-entropies")
 
     @field_validator("lambdas")
     @classmethod
@@ -131,6 +147,16 @@ class RuntimeSection(_Section):
     log_every_steps: int = Field(20, ge=1, le=10**9, strict=True, description="progress-bar refresh (a GPU sync) every N steps")
 
 
+class PhaseSection(_Section):
+    data: str = Field(..., description="dataset folder of this phase (relative paths: from the current directory)")
+    epochs: int = Field(..., ge=1)
+    name: str | None = Field(None, description="shown in the log; default: the folder name")
+
+    @property
+    def label(self) -> str:
+        return self.name or Path(self.data).name
+
+
 class Recipe(_Section):
     name: str = "oam_resnet50"
     seed: int = Field(0, ge=0, le=2**63 - 1, strict=True)
@@ -141,6 +167,19 @@ class Recipe(_Section):
     optim: OptimSection = Field(default_factory=OptimSection)
     early_stopping: EarlyStoppingSection = Field(default_factory=EarlyStoppingSection)
     runtime: RuntimeSection = Field(default_factory=RuntimeSection)
+    curriculum: list[PhaseSection] = Field(
+        default_factory=list, description="phases trained in order, each on its own dataset; empty = one phase on --data")
+
+    @model_validator(mode="after")
+    def _curriculum_epochs(self) -> Recipe:
+        # With a curriculum the phases set the length of training; optim.epochs follows them.
+        if self.curriculum:
+            total = sum(phase.epochs for phase in self.curriculum)
+            if "epochs" in self.optim.model_fields_set and self.optim.epochs != total:
+                raise ValueError(f"optim.epochs ({self.optim.epochs}) differs from the curriculum's total epochs "
+                                 f"({total}); with a curriculum, set the epochs of each phase instead")
+            self.optim.epochs = total
+        return self
 
     @model_validator(mode="after")
     def _warmup_fits(self) -> Recipe:
