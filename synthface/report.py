@@ -194,6 +194,11 @@ def render_markdown(report: dict, max_rows: int = 40) -> str:
     lines.append(f"- pool: {pool['inputs']} inputs, {pool['faces_detected']} faces detected, {pool['usable_faces']} usable, "
                  f"{len(pool['skipped'])} skipped, {pool['images_with_several_faces']} images with several faces (largest used)")
     lines.append(f"- fit failures: {report['fit_failures']['count']} (each replaced by another face of the same stratum where one exists)")
+    kinds = report.get("target_kinds")
+    if kinds:
+        joint = ("the pool's own joint mix" if set(kinds.values()) == {"pool"} else "the product of these targets")
+        lines.append("- targets: " + ", ".join(f"{attribute} {kind}" for attribute, kind in kinds.items())
+                     + f"; joint strata are measured against {joint} (`joint_targets` in report.json)")
     lines.append("")
     if report.get("uses_demo_pool") or report["unmet_targets"] or report["notes"]:
         lines.append("## Targets this pool cannot meet")

@@ -44,6 +44,11 @@ def test_pool_weights_use_every_face_once_with_its_own_labels_and_the_report_agr
     assert report["joint_targets"]["0-17|male|white"] == pytest.approx(7 / len(UNEVEN))
     assert "0-17|male|asian" not in report["joint_targets"]  # no such face: no target
     assert report["targets"]["race"]["white"] == pytest.approx(10 / len(UNEVEN))
+    from synthface.report import render_markdown
+
+    text = render_markdown(report)
+    assert "age_bin pool, gender pool, race pool; joint strata are measured against the pool's own joint mix" in text
+    assert "Every joint stratum meets its target" in text
 
 
 def test_product_of_pool_marginals_would_have_called_strata_short():
