@@ -14,8 +14,8 @@ import numpy as np
 
 from synthface.align import align_face
 from synthface.capture import LUMA, estimate_capture, sclera_colour, source_jpeg_quality
+from synthface.images import read_image_rgb
 from synthface.landmarks import LandmarkDetector
-from synthface.pool import read_image_rgb
 
 
 def main() -> None:

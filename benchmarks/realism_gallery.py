@@ -21,10 +21,10 @@ import numpy as np
 
 from synthface.align import align_face
 from synthface.capture import estimate_blur, estimate_capture, estimate_noise, source_jpeg_quality
+from synthface.images import read_image_rgb
 from synthface.landmarks import LandmarkDetector
 from synthface.lighting import LightingConfig, LightingParams, apply_lighting, sample_lighting
 from synthface.maskfit import MaskAppearance, MaskLibrary, sample_mask_params
-from synthface.pool import read_image_rgb
 from synthface.render import mask_and_light
 from synthface.scenario import FaceQuality
 

@@ -218,6 +218,14 @@ def read_split(root: Path, split: str) -> tuple[pd.DataFrame, str]:
     if part.empty:
         found = sorted(table["split"].dropna().unique())
         raise DatasetError(f"{root}: split {split!r} has no rows (splits present: {found})")
+    from synthface.paths import UnsafePathError, inside
+
+    for column in ("file_name", "occlusion_file"):  # a table is data: it may not point outside its dataset
+        for name in part[column].dropna() if column in part.columns else ():
+            try:
+                inside(root, str(name))
+            except UnsafePathError as error:
+                raise DatasetError(f"{root}: metadata {column} {name!r} is outside the dataset folder ({error})") from None
     missing = [name for name in part["file_name"] if not (root / name).is_file()]
     if missing:
         raise DatasetError(f"{root}: {len(missing)} image file(s) listed in the metadata do not exist, e.g. {missing[:3]}")

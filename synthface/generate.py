@@ -31,6 +31,7 @@ from synthface.dataset import (
 )
 from synthface.errors import UserError
 from synthface.landmarks import LandmarkCache, resolve_model_path
+from synthface.paths import UnsafePathError, inside
 from synthface.plan import Plan, SampleSpec, build_plan, shard
 from synthface.pool import PoolReport, build_pool
 from synthface.progress import progress_bar
@@ -166,6 +167,14 @@ def prepare_output(options: GenerateOptions, scenario: Scenario, plan: Plan) -> 
     return out
 
 
+def _journaled_file(out: Path, relative: str) -> bool:
+    """A journaled file exists inside `out` (a journal edited to point elsewhere is not trusted)."""
+    try:
+        return inside(out, relative).is_file()
+    except UnsafePathError:
+        return False
+
+
 def read_journal(journal: Path, out: Path) -> tuple[dict[str, list[dict]], list[dict]]:
     """Rows of finished samples whose files all exist, by sample_id; plus the fit failures seen."""
     done: dict[str, list[dict]] = {}
@@ -179,7 +188,8 @@ def read_journal(journal: Path, out: Path) -> tuple[dict[str, list[dict]], list[
             continue  # a line cut short by a kill
         failures.extend(entry.get("failures", []))
         rows = entry.get("rows", [])
-        if rows and all((out / r["file_name"]).exists() and (not r["occlusion_file"] or (out / r["occlusion_file"]).exists()) for r in rows):
+        if rows and all(_journaled_file(out, r["file_name"]) and (not r["occlusion_file"] or _journaled_file(out, r["occlusion_file"]))
+                        for r in rows):
             done[entry["sample_id"]] = rows
     return done, failures
 
@@ -305,9 +315,13 @@ def merge_shards(shard_dirs: list[Path], out: Path, overwrite: bool = False) -> 
         for column in ("file_name", "occlusion_file"):
             for relative in table[column].dropna():
                 if relative:
-                    target = out / relative
+                    # Shard metadata is data, not trusted paths: both ends must stay in their folders.
+                    try:
+                        source, target = inside(directory, relative), inside(out, relative)
+                    except UnsafePathError as error:
+                        raise GenerateError(f"{directory}: metadata lists {relative!r}, outside the shard: {error}") from None
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(Path(directory) / relative, target)
+                    shutil.copy2(source, target)
         tables.append(table)
     merged = pd.concat(tables, ignore_index=True)
     merged = merged.assign(_order=merged["sample_id"].str.replace("-unmasked", "", regex=False), _twin=merged["sample_id"].str.endswith("-unmasked"))

@@ -42,7 +42,7 @@ def generate(
     n_samples: Optional[int] = typer.Option(None, "--n-samples", "-n", help="Number of samples; overrides the scenario's n_samples."),
     source: list[str] = typer.Option([], "--source", help="Face pool as KIND:PATH (utkface, fairface, table) or 'demo'; repeatable; replaces the scenario's sources."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed; overrides the scenario's seed."),
-    workers: int = typer.Option(0, "--workers", "-w", help="Worker processes for detection and rendering; 0 = all cores."),
+    workers: int = typer.Option(0, "--workers", "-w", min=0, max=256, help="Worker processes for detection and rendering; 0 = all cores."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Detect and plan, print the balance report, render nothing."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --out without redoing finished samples."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Delete what a previous run left in --out and start again."),
@@ -56,6 +56,7 @@ def generate(
 
     from synthface.generate import GenerateOptions, run_generate
     from synthface.maskfit import MaskLibrary
+    from synthface.paths import inside
     from synthface.report import render_markdown
     from synthface.scenario import load_scenario
     from synthface.sources.base import parse_source_arg
@@ -68,7 +69,7 @@ def generate(
                 overrides["sources"] = [parse_source_arg(text).model_dump(mode="json", exclude_none=True) for text in source]
             library = MaskLibrary.load(masks)
             loaded, path = load_scenario(scenario, overrides, mask_library=library)
-            target = out or Path("out") / loaded.name
+            target = out or inside(Path("out"), loaded.name)
             options = GenerateOptions(
                 out=target, workers=workers, dry_run=dry_run, resume=resume, overwrite=overwrite,
                 shard=parse_shard(shard), mask_dirs=tuple(masks), landmarker=landmarker, cache_dir=cache_dir, quiet=quiet,

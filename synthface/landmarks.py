@@ -9,6 +9,7 @@ same pool skips it.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import sys
@@ -32,6 +33,8 @@ TMP_DIR = "tmp"  # the cache's temporaries (see LandmarkCache.remove_stale_tempo
 # (absl lines written before InitGoogle, TFLite's delegate notice) is filtered by quiet_native_logs.
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if os.environ.get(VERBOSE_ENV, "") in ("", "0"):
+    logging.getLogger("absl").setLevel(logging.ERROR)  # absl's Python logger, used by MediaPipe's Python side
 # Informational lines of MediaPipe / TFLite: glog/absl "I0000 ..." and "W0000 ..." lines and their banners.
 NATIVE_NOISE = re.compile(rb"^(?:[IW]\d{4} [\d:. ]+\d+ [\w.+-]+:\d+\] |WARNING: (?:All log messages|Logging) before |INFO: )")
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+
+from synthface.errors import UserError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 ASSETS_DIR = PACKAGE_DIR / "assets"
@@ -47,3 +50,35 @@ def file_problem(path: Path, what: str) -> str | None:
     if not path.is_file():
         return f"{path}: is not a regular file (a device, pipe or socket); expected {what}"
     return None
+
+
+def safe_component(text: str) -> str:
+    """`text` as one harmless file-name component (report folders named after scenarios or models):
+    characters other than letters, digits, '.', '_' and '-' become '_', leading dots are dropped."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", str(text)).lstrip(".")
+    return cleaned or "_"
+
+
+class UnsafePathError(UserError, ValueError):
+    """A path derived from data (a scenario name, a metadata row) would leave the folder it belongs in."""
+
+
+def inside(root: Path | str, *parts: str | Path) -> Path:
+    """`root / parts`, refused unless it stays inside `root`.
+
+    Every path synthface derives from data it did not choose (scenario names, sample ids,
+    `file_name` rows of a metadata table, scenario names used as report folders) goes through
+    here before it is written (or read as part of a dataset). Absolute parts, `..` and symbolic
+    links that lead out of `root` raise UnsafePathError. Returns the joined path as given (not
+    resolved), so messages show the user's own spelling.
+    """
+    root = Path(root)
+    for part in parts:
+        if Path(part).is_absolute() or str(part).startswith(("/", "\\")) or (len(str(part)) > 1 and str(part)[1] == ":"):
+            raise UnsafePathError(f"{part!r}: an absolute path where a path inside {root} is expected")
+    candidate = root.joinpath(*parts)
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(candidate)
+    if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
+        raise UnsafePathError(f"{candidate}: leaves {root} (it resolves to {real}); refused")
+    return candidate

@@ -13,8 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
+from synthface.images import read_image_rgb
 from synthface.landmarks import CachedDetection, FaceLandmarks, LandmarkCache, LandmarkDetector
 from synthface.plan import PoolFace
 from synthface.progress import progress_bar
@@ -38,45 +37,6 @@ class PoolReport:
         return dict(Counter(item.reason.split(":")[0] for item in self.skipped).most_common())
 
 
-def read_image_rgb(path: Path) -> np.ndarray:
-    """Decode an image file to uint8 RGB; raises ValueError when it cannot be read."""
-    return decode_image_rgb(np.fromfile(str(path), dtype=np.uint8).tobytes())
-
-
-def decode_image_rgb(data: bytes, max_pixels: int | None = None) -> np.ndarray:
-    """Decode image bytes (an upload, a file's contents) to uint8 RGB.
-
-    With `max_pixels`, the size is read from the header first and a larger image is refused
-    before its pixels are decoded (a small file can hold a huge PNG or JPEG). Raises
-    ValueError saying why: empty, not an image, or too large.
-    """
-    import io
-
-    import cv2
-    from PIL import Image, UnidentifiedImageError
-
-    if not data:
-        raise ValueError("empty file")
-    if max_pixels is not None:
-        try:
-            with Image.open(io.BytesIO(data)) as header:  # reads the header only
-                width, height = header.size
-        except Image.DecompressionBombError:  # Pillow's own guard: far beyond any sensible limit
-            raise ValueError(f"image too large: over {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels, "
-                             f"the limit is {max_pixels / 1e6:.0f}") from None
-        except (UnidentifiedImageError, OSError):
-            width = height = 0  # a format Pillow does not know: OpenCV may, and its pixels are checked below
-        if width * height > max_pixels:
-            raise ValueError(f"image too large: {width}x{height} px is {width * height / 1e6:.0f} megapixels, "
-                             f"the limit is {max_pixels / 1e6:.0f}")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError("unreadable image")
-    if max_pixels is not None and image.shape[0] * image.shape[1] > max_pixels:
-        raise ValueError(f"image too large: {image.shape[1]}x{image.shape[0]} px, the limit is {max_pixels / 1e6:.0f} megapixels")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
 # --- detection workers -------------------------------------------------------------------
 _detector: LandmarkDetector | None = None
 
@@ -90,8 +50,9 @@ def _init_detector(model_path: str | None) -> None:
 def _detect_file(path: str, detector: LandmarkDetector | None = None) -> CachedDetection:
     try:
         image = read_image_rgb(Path(path))
-    except (ValueError, OSError):
-        return CachedDetection(None, "unreadable image")
+    except (ValueError, OSError) as error:
+        reason = str(error)  # the report counts skips by the words before the first colon
+        return CachedDetection(None, reason if reason.startswith("unreadable image") else f"unreadable image: {reason}")
     faces = (detector or _detector).detect(image)
     if not faces:
         return CachedDetection(None, "no face found", image.shape[:2])

@@ -18,12 +18,13 @@ import numpy as np
 from synthface.align import AlignedFace, align_face
 from synthface.capture import CaptureEstimate, estimate_capture, source_jpeg_quality
 from synthface.dataset import IMAGES_DIR, OCCLUSION_DIR, atomic_write_bytes
+from synthface.images import read_image_rgb
 from synthface.landmarks import FaceLandmarks
 from synthface.lighting import LightingParams, apply_lighting, sample_lighting
 from synthface.maskfit import MaskFitError, MaskLibrary, MaskParams, MaskRender, fit_mask, sample_mask_params
 from synthface.maskfit.definitions import MaskDefinition
+from synthface.paths import inside
 from synthface.plan import PoolFace, SampleSpec
-from synthface.pool import read_image_rgb
 from synthface.scenario import Scenario
 from synthface.taxonomy import binary_mask_label, mask_state
 
@@ -176,8 +177,8 @@ def _render_on_face(ctx: RenderContext, spec: SampleSpec, face_index: int) -> li
         pair_id=spec.sample_id if (spec.mask and scenario.pair_unmasked) else "",
     )
     if write_occlusion:
-        atomic_write_bytes(ctx.out / row["occlusion_file"], encode_png(occlusion))
-    atomic_write_bytes(ctx.out / row["file_name"], encode_jpeg(image, light.jpeg_quality))
+        atomic_write_bytes(inside(ctx.out, row["occlusion_file"]), encode_png(occlusion))
+    atomic_write_bytes(inside(ctx.out, row["file_name"]), encode_jpeg(image, light.jpeg_quality))
     rows = [row]
     if spec.mask and scenario.pair_unmasked:
         twin = dict(row, sample_id=spec.sample_id + TWIN_SUFFIX, file_name=f"{IMAGES_DIR}/{spec.sample_id}{TWIN_SUFFIX}.jpg",
@@ -185,7 +186,7 @@ def _render_on_face(ctx: RenderContext, spec: SampleSpec, face_index: int) -> li
                     occluder="none", occluded_fraction=0.0, occlusion_file="")
         twin.update({key: None for key in mask_columns if key != "mask_color"})
         twin_image, _ = mask_and_light(aligned, None, None, light, capture)
-        atomic_write_bytes(ctx.out / twin["file_name"], encode_jpeg(twin_image, light.jpeg_quality))
+        atomic_write_bytes(inside(ctx.out, twin["file_name"]), encode_jpeg(twin_image, light.jpeg_quality))
         rows.append(twin)
     return rows
 

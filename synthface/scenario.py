@@ -23,6 +23,8 @@ from synthface.taxonomy import GENDERS, RACE_TAXONOMIES, age_bin_label
 from synthface.yamlio import YamlError, load_yaml_file
 
 WEIGHT_TOLERANCE = 1e-3
+# A scenario name becomes a folder and every file name of its dataset: no '/', no '..', no spaces.
+SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 # Bounds of every count. A plan holds ~1-2 KB per sample in memory (1M samples: ~25 s and ~2 GB to
 # plan), far beyond any real pool: UTKFace x max_reuse 5 is 115k samples, FairFace's 97k faces 485k.
 MAX_SAMPLES = 1_000_000
@@ -330,7 +332,11 @@ class Balance(Strict):
 
 
 class Scenario(Strict):
-    name: str = Field(..., description="Dataset name; also names the default output folder.")
+    name: str = Field(
+        ..., min_length=1, max_length=64, pattern=SAFE_NAME,
+        description="Dataset name: letters, digits, '.', '_' and '-', starting with a letter or digit (at most 64). "
+        "It names the default output folder (out/<name>) and every sample id, so it can hold no path.",
+    )
     description: str = Field("", description="Free text for people.")
     seed: int = Field(
         0, ge=0, le=MAX_SEED, strict=True, description="Seed of every random draw: same scenario and seed give the same bytes."

@@ -17,7 +17,7 @@ import yaml
 
 from synthface.app import helpers
 from synthface.app.helpers import AppError, StudioSettings
-from synthface.pool import decode_image_rgb
+from synthface.images import decode_image_rgb
 
 
 def png_bytes(rgb: np.ndarray) -> bytes:

@@ -5,6 +5,7 @@ files that respect the umask."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -308,3 +309,166 @@ def test_atomically_written_files_follow_the_umask(tmp_path, umask, mode):
         os.umask(previous)
     for name in ("report.json", METADATA_CSV, METADATA_PARQUET, "best.pt"):
         assert (tmp_path / name).stat().st_mode & 0o777 == mode, name
+
+
+# --- 6. hostile pools: link loops, huge headers, decompression bombs are skipped and reported ---------------------
+
+
+def png_bytes(width: int, height: int, rows: bytes | None = None) -> bytes:
+    """A 1-bit greyscale PNG of width x height; `rows` (the raw scanlines) default to all black.
+    With rows=b"" the header claims the size but no pixel data follows."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    if rows is None:
+        line = b"\0" * (1 + (width + 7) // 8)
+        packer = zlib.compressobj(9)
+        rows = b"".join(packer.compress(line) for _ in range(height)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+
+
+def test_the_image_reader_refuses_huge_headers_and_bombs_before_decoding(tmp_path):
+    """Issue 10.6: a PNG claiming 60000x60000 raised an uncaught cv2.error; big images decoded to gigabytes."""
+    from synthface.images import MAX_IMAGE_PIXELS, read_image_rgb
+
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(png_bytes(60000, 60000, rows=b""))
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_bytes(9000, 9000))  # a small file that would decode to 81 megapixels
+    assert bomb.stat().st_size < 200_000 and 9000 * 9000 > MAX_IMAGE_PIXELS
+    for path in (huge, bomb):
+        with pytest.raises(ValueError, match="image too large"):
+            read_image_rgb(path)
+    (tmp_path / "text.jpg").write_text("not an image")
+    with pytest.raises(ValueError, match="unreadable image"):
+        read_image_rgb(tmp_path / "text.jpg")
+    fine = tmp_path / "fine.png"
+    fine.write_bytes(png_bytes(40, 30))
+    assert read_image_rgb(fine).shape == (30, 40, 3)
+
+
+def hostile_pool(root: Path, face: Path) -> Path:
+    """A UTKFace folder with one real face and every kind of trap."""
+    import shutil
+
+    root.mkdir()
+    shutil.copy(face, root / "35_1_0_20170101000001.jpg")
+    (root / "nested").mkdir()
+    shutil.copy(face, root / "nested" / "36_1_0_20170101000002.jpg")
+    os.symlink(root, root / "self")  # a folder link to itself
+    os.symlink(root, root / "nested" / "parent")  # a link to a folder above
+    os.symlink(root / "loop_b", root / "loop_a")  # a loop of links
+    os.symlink(root / "loop_a", root / "loop_b")
+    os.symlink(root / "nowhere", root / "40_0_0_20170101000003.jpg")  # a broken link
+    (root / "50_0_1_20170101000004.png").write_bytes(png_bytes(60000, 60000, rows=b""))
+    (root / "51_0_1_20170101000005.png").write_bytes(png_bytes(9000, 9000))
+    return root
+
+
+def test_a_utkface_scan_skips_and_reports_link_loops(tmp_path):
+    from synthface.sources.base import SourceSpec
+    from synthface.sources.utkface import load_utkface
+
+    root = hostile_pool(tmp_path / "pool", Path(__file__).parent.parent / "synthface" / "sources" / "demo.py")
+    scan = load_utkface(SourceSpec(kind="utkface", path=root))
+    assert sorted(r.source_id for r in scan.records) == [
+        "utkface:35_1_0_20170101000001.jpg", "utkface:50_0_1_20170101000004.png",
+        "utkface:51_0_1_20170101000005.png", "utkface:nested/36_1_0_20170101000002.jpg"]
+    reasons = {Path(s.path).name: s.reason for s in scan.skipped}
+    assert reasons["self"].startswith("folder link loop") and reasons["parent"].startswith("folder link loop")
+    for name in ("loop_a", "loop_b"):
+        assert reasons[name].startswith("looping link"), reasons
+    assert reasons["40_0_0_20170101000003.jpg"] == "broken link: points to a missing file"
+
+
+@pytest.mark.slow
+def test_generate_on_a_hostile_pool_skips_each_trap_and_reports_it(cli, tmp_path, astronaut):
+    from PIL import Image
+
+    photo = tmp_path / "face.jpg"
+    Image.fromarray(astronaut).save(photo)
+    root = hostile_pool(tmp_path / "pool", photo)
+    scenario = demo_scenario(tmp_path, sources=[{"kind": "utkface", "path": str(root)}], n_samples=2)
+    result = cli(["generate", scenario, "--out", tmp_path / "out", "--workers", "1", "--quiet"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    reasons = {Path(s["path"]).name: s["reason"] for s in report["pool"]["skipped"]}
+    assert reasons["50_0_1_20170101000004.png"].startswith("unreadable image: image too large: over 179 megapixels, the limit is 50")
+    assert reasons["51_0_1_20170101000005.png"].startswith("unreadable image: image too large: 9000x9000 px is 81 megapixels, the limit is 50")
+    assert reasons["self"].startswith("folder link loop") and reasons["loop_a"].startswith("looping link")
+    assert report["pool"]["usable_faces"] == 2
+
+
+# --- 11. nothing derived from data is written outside its folder ------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["../../../tmp/escaped", "/abs/name", "a/b", "..", ".hidden", "with space", ""])
+def test_scenario_names_that_are_not_plain_names_are_refused(name):
+    """Issue 10.11: `name: ../../../tmp/escaped` named the output folder and every sample file."""
+    from synthface.scenario import ScenarioError
+
+    with pytest.raises(ScenarioError, match="name"):
+        parse_scenario({**BASE, "name": name}, check_paths=False)
+
+
+def test_bundled_scenario_names_stay_valid():
+    for name in BUNDLED:
+        assert load_scenario(name)[0].name == name
+
+
+def test_inside_refuses_dotdot_absolute_and_symlinks_out(tmp_path):
+    from synthface.paths import UnsafePathError, inside
+
+    root = tmp_path / "out"
+    (root / "images").mkdir(parents=True)
+    assert inside(root, "images/a.jpg") == root / "images" / "a.jpg"
+    assert inside(root, "images/../b.jpg") == root / "images/../b.jpg"  # stays inside: allowed
+    (tmp_path / "elsewhere").mkdir()
+    os.symlink(tmp_path / "elsewhere", root / "link")
+    for bad in ("../escaped.jpg", "images/../../escaped.jpg", "/etc/passwd", str(tmp_path / "x.jpg"), "link/x.jpg"):
+        with pytest.raises(UnsafePathError):
+            inside(root, bad)
+
+
+def test_merge_does_not_trust_paths_in_shard_metadata(tmp_path):
+    """A shard whose metadata lists ../ or absolute paths must not copy files from or to outside."""
+    import json as jsonlib
+
+    from synthface.dataset import read_metadata, write_metadata
+    from synthface.generate import RUN_DIR, RUN_INFO, GenerateError, merge_shards
+    from synthface.testing import make_tiny_dataset
+
+    shard = make_tiny_dataset(tmp_path / "shard", n_per_split=1, image_size=32)
+    (shard / RUN_DIR).mkdir()
+    (shard / RUN_DIR / RUN_INFO).write_text(jsonlib.dumps({"scenario": "t", "plan": "p", "shard": [1, 1]}))
+    (tmp_path / "secret.jpg").write_text("outside the shard")
+    for hostile in ("../secret.jpg", str(tmp_path / "secret.jpg")):
+        table = read_metadata(shard)
+        table.loc[0, "file_name"] = hostile
+        write_metadata(shard, table)
+        with pytest.raises(GenerateError, match="outside the shard"):
+            merge_shards([shard], tmp_path / "merged", overwrite=True)
+        assert not (tmp_path / "merged" / "secret.jpg").exists()
+
+
+def test_training_and_evaluation_refuse_metadata_pointing_outside_the_dataset(tmp_path):
+    from synthface.dataset import DatasetError, read_metadata, read_split, write_metadata
+    from synthface.testing import make_tiny_dataset
+
+    root = make_tiny_dataset(tmp_path / "data", n_per_split=2, image_size=32)
+    table = read_metadata(root)
+    table.loc[table["split"] == "test", "file_name"] = "../../etc/passwd"
+    write_metadata(root, table)
+    with pytest.raises(DatasetError, match="outside the dataset folder"):
+        read_split(root, "test")
+
+
+def test_compare_report_folders_are_plain_names_inside_out():
+    from synthface.paths import safe_component
+
+    assert safe_component("../../../tmp/escaped") == "_.._.._tmp_escaped"
+    assert safe_component("oam/best") == "oam_best" and safe_component("..") == "_"

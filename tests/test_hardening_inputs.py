@@ -447,3 +447,14 @@ def test_checkpoint_and_label_paths_that_are_folders_are_named_as_folders(tmp_pa
     (tmp_path / "labels.csv").mkdir()
     with pytest.raises(SourceError, match="labels: .*labels.csv: is a folder; expected FairFace's label CSV"):
         load_source(SourceSpec(kind="fairface", path=tmp_path, labels=tmp_path / "labels.csv"))
+
+
+@pytest.mark.parametrize("args", [
+    ["evaluate", "x.pt", "--data", "d", "--out", "o", "--bootstrap", "1000000000"],
+    ["compare", "x.pt", "d", "--out", "o", "--batch-size", "100000000"],
+    ["evaluate", "x.pt", "--data", "d", "--out", "o", "--grid-size", "1000000"],
+    ["generate", "all_masked", "--workers", "100000"],
+])
+def test_command_line_counts_are_bounded(cli, args):
+    result = cli(args)
+    assert result.exit_code == 2 and "Invalid value" in result.output

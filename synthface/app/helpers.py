@@ -34,7 +34,7 @@ class AppError(Exception):
 
 def load_photo(data: bytes, name: str = "upload") -> np.ndarray:
     """An uploaded file's bytes as RGB uint8; AppError when it is not a usable image."""
-    from synthface.pool import decode_image_rgb
+    from synthface.images import decode_image_rgb
 
     try:
         return decode_image_rgb(data, max_pixels=MAX_UPLOAD_PIXELS)

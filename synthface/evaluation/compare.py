@@ -19,6 +19,7 @@ from synthface.errors import UserError
 from synthface.evaluation import plots
 from synthface.evaluation.metrics import HEADLINE_METRICS, lower_is_better, metric_label
 from synthface.evaluation.report import fmt, markdown_table
+from synthface.paths import inside, safe_component
 
 COMPARISON_CSV = "comparison.csv"
 COMPARISON_MD = "comparison.md"
@@ -203,7 +204,8 @@ def compare(
                 progress=progress,
             )
             summary["scenario"] = scenario
-            folder = out / name.replace("/", "_").replace(":", "_") / scenario
+            # The scenario name comes from the dataset's scenario.yaml: a folder name, never a path.
+            folder = inside(out, safe_component(name), safe_component(scenario))
             write_outputs(folder, summary, found, Path(data), grid_size=12 if full_reports else 0, make_plots=full_reports)
             rows.append(scenario_row(name, summary))
         del model

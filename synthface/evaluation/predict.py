@@ -35,12 +35,11 @@ def image_files(inputs: list[Path]) -> Iterator[Path]:
 
 def read_rgb(path: Path) -> np.ndarray:
     """An RGB uint8 image; ValueError with the reason when it cannot be read."""
+    from synthface.images import read_image_rgb
+
     if not path.is_file():
         raise ValueError("file not found")
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError("not a readable image")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return read_image_rgb(path)
 
 
 @dataclass

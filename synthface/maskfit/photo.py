@@ -44,9 +44,12 @@ class PhotoTemplateError(UserError, ValueError):
 
 def read_rgba(path: Path) -> np.ndarray:
     """HxWx4 uint8 RGBA; an image without alpha gets its uniform background removed."""
-    data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if data is None:
-        raise PhotoTemplateError(f"{path}: cannot read the image")
+    from synthface.images import read_image
+
+    try:
+        data = read_image(path, cv2.IMREAD_UNCHANGED)
+    except ValueError as error:
+        raise PhotoTemplateError(f"{path}: cannot read the image: {error}") from None
     if data.ndim == 2:
         data = cv2.cvtColor(data, cv2.COLOR_GRAY2BGR)
     if data.shape[2] == 4:

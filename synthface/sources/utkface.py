@@ -36,7 +36,7 @@ def load_utkface(spec: SourceSpec) -> SourceScan:
     """Scan a UTKFace folder (recursively, in sorted order) into face records."""
     root = require_path(spec, want_dir=True)
     records: list[FaceRecord] = []
-    files, skipped = _sorted_files(root)
+    files, skipped = scan_folder(root)
     for relative in files:
         name = relative.rsplit("/", 1)[-1]
         if Path(name).suffix.lower() not in IMAGE_SUFFIXES:
@@ -62,19 +62,36 @@ def load_utkface(spec: SourceSpec) -> SourceScan:
     return SourceScan(records=records, skipped=skipped)
 
 
-def _sorted_files(root: Path) -> tuple[list[str], list[SkippedInput]]:
-    """Relative POSIX paths of every non-hidden file under root, sorted (os.scandir: fast on 20k files), and the
-    entries that are not files: broken links, devices, and folders named like images (not descended into)."""
+def scan_folder(root: Path) -> tuple[list[str], list[SkippedInput]]:
+    """Relative POSIX paths of every non-hidden file under root, sorted (os.scandir: fast on 20k
+    files), and the entries that are not usable files, with the reason.
+
+    Folder links are followed once: a folder reached again (a link to itself or to a parent, a
+    loop of links) is skipped, as are links that loop or lead nowhere, unreadable folders,
+    devices and pipes, and folders named like images (not descended into).
+    """
     found: list[str] = []
     skipped: list[SkippedInput] = []
+    visited: set[tuple[int, int]] = set()
     stack = [("", root)]
     while stack:
         prefix, folder = stack.pop()
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                if entry.name.startswith("."):
-                    continue
-                relative = f"{prefix}{entry.name}"
+        try:
+            info = folder.stat()
+            if (info.st_dev, info.st_ino) in visited:
+                skipped.append(SkippedInput(str(folder), "folder link loop: this folder was already scanned"))
+                continue
+            visited.add((info.st_dev, info.st_ino))
+            with os.scandir(folder) as entries:
+                listed = list(entries)
+        except OSError as error:
+            skipped.append(SkippedInput(str(folder), f"unreadable folder: {error.strerror or error}"))
+            continue
+        for entry in listed:
+            if entry.name.startswith("."):
+                continue
+            relative = f"{prefix}{entry.name}"
+            try:
                 if entry.is_dir():
                     if Path(entry.name).suffix.lower() in IMAGE_SUFFIXES:
                         skipped.append(SkippedInput(entry.path, "not an image file: a folder named like an image"))
@@ -83,9 +100,14 @@ def _sorted_files(root: Path) -> tuple[list[str], list[SkippedInput]]:
                 elif entry.is_file():
                     found.append(relative)
                 elif entry.is_symlink():
-                    skipped.append(SkippedInput(entry.path, "broken link: points to a missing file"))
+                    Path(entry.path).stat()  # raises: a link that is neither file nor folder leads nowhere or loops
+                    skipped.append(SkippedInput(entry.path, "not an image file: a link to a device, pipe or socket"))
                 else:
                     skipped.append(SkippedInput(entry.path, "not an image file: not a regular file (device, pipe or socket)"))
+            except FileNotFoundError:
+                skipped.append(SkippedInput(entry.path, "broken link: points to a missing file"))
+            except OSError as error:
+                skipped.append(SkippedInput(entry.path, f"looping link: {error.strerror or error}"))
     found.sort()
     skipped.sort(key=lambda item: item.path)
     return found, skipped

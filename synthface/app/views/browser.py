@@ -74,7 +74,7 @@ def _strip(view: helpers.SampleView) -> np.ndarray:
     """The sample, its unmasked twin and its occlusion map side by side; light grey where it has none."""
     import cv2
 
-    from synthface.pool import read_image_rgb
+    from synthface.images import read_image_rgb
 
     image = read_image_rgb(view.image) if view.image.is_file() else np.full((128, 128, 3), 200, np.uint8)
     height, width = image.shape[:2]
