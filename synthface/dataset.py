@@ -69,6 +69,7 @@ COLUMNS: dict[str, str] = {
     "head_roll": "float64",
     "source_faces": "int64",  # faces found in the source photo; the largest is used
     "crop_margin": "float64",  # context kept around the face oval per side (faces.crop_margin, less where the photo lacks it)
+    "foreground_fraction": "float64",  # share of the lower face hidden by an object in front in the photo (mask drawn behind it)
     "seed": "int64",
 }
 REQUIRED_FOR_TRAINING = ("file_name", "split", "age", "gender", "race", "race_taxonomy", "mask")

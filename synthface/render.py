@@ -15,9 +15,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from synthface import facemesh
 from synthface.align import AlignedFace, align_face
 from synthface.capture import CaptureEstimate, estimate_capture, source_jpeg_quality
 from synthface.dataset import IMAGES_DIR, OCCLUSION_DIR, atomic_write_bytes
+from synthface.foreground import Foreground, detect_foreground
 from synthface.images import read_image_rgb
 from synthface.landmarks import FaceLandmarks
 from synthface.lighting import LightingParams, apply_lighting, sample_lighting
@@ -66,15 +68,36 @@ def _aligned_face(ctx: RenderContext, face_index: int) -> tuple[AlignedFace, Cap
     return aligned, estimate_capture(aligned.image, aligned.points, source_jpeg_quality(path))
 
 
+@lru_cache(maxsize=64)
+def _face_foreground(ctx: RenderContext, face_index: int) -> Foreground:
+    aligned, _ = ctx.aligned(face_index)
+    return detect_foreground(aligned.image, aligned.points)
+
+
 def mask_and_light(aligned: AlignedFace, definition: MaskDefinition | None, params: MaskParams | None,
-                   light: LightingParams, capture: CaptureEstimate | None) -> tuple[np.ndarray, MaskRender | None]:
-    """The finished image of one sample: the mask (if any) seen through the photo's own camera, then the
-    scenario's light and camera on the whole image. Returns (image, the mask's render or None)."""
+                   light: LightingParams, capture: CaptureEstimate | None,
+                   foreground: Foreground | None = None) -> tuple[np.ndarray, MaskRender | None]:
+    """The finished image of one sample: the mask (if any) seen through the photo's own camera, behind any object
+    found in front of the face (`foreground`), then the scenario's light and camera on the whole image.
+    Returns (image, the mask's render or None). Raises MaskFitError when the foreground hides the lower face."""
     if definition is None or params is None:
         return apply_lighting(aligned.image, aligned.points, light), None
+    if foreground is not None and foreground.occluded:
+        raise MaskFitError(foreground.reason)
     rendered = fit_mask(aligned.image, aligned.points, definition, params, light.direction(), capture=capture,
                         noise_seed=light.noise_seed + 1)
+    if foreground is not None and foreground.fraction > 0:
+        rendered = behind(rendered, foreground, aligned)
     return apply_lighting(rendered.image, aligned.points, light), rendered
+
+
+def behind(rendered: MaskRender, foreground: Foreground, aligned: AlignedFace) -> MaskRender:
+    """The render with the object in front restored over the mask; the occlusion map counts only the visible mask."""
+    alpha = rendered.alpha * (1 - foreground.mask)
+    occlusion = alpha > 0.5
+    oval = facemesh.polygon_mask(aligned.points, facemesh.FACE_OVAL, occlusion.shape)
+    fraction = float((occlusion & oval).sum() / max(oval.sum(), 1))
+    return MaskRender(foreground.keep_on_top(rendered.image, aligned.image), occlusion, fraction, alpha)
 
 
 class PoolLandmarks:
@@ -150,7 +173,8 @@ def _render_on_face(ctx: RenderContext, spec: SampleSpec, face_index: int) -> li
         definition = ctx.library.get(occluder_name)
         wear = spec.wear_style if spec.mask else "proper"
         params = sample_mask_params(definition, scenario.mask.appearance, wear, rng)
-    image, rendered = mask_and_light(aligned, definition, params, light, capture)
+    foreground = _face_foreground(ctx, face_index) if scenario.mask.keep_foreground else None
+    image, rendered = mask_and_light(aligned, definition, params, light, capture, foreground)
     if rendered is not None:
         minimum = scenario.mask.min_occluded_fraction[params.wear_style] if spec.mask else 0.0
         if rendered.occluded_fraction < minimum:
@@ -164,6 +188,7 @@ def _render_on_face(ctx: RenderContext, spec: SampleSpec, face_index: int) -> li
     row = base_row(spec, face, landmarks, scenario.race.taxonomy, light.as_metadata())
     row.update(capture.as_metadata())
     row["crop_margin"] = round(aligned.margin, 4)
+    row["foreground_fraction"] = round(foreground.fraction, 4) if foreground is not None else 0.0
     row.update(mask_columns)
     row.update(
         mask=binary_mask_label(bool(spec.mask), spec.wear_style, scenario.mask.binary_label),

@@ -250,6 +250,13 @@ class MaskConfig(Strict):
         "counted and replaced from the pool (a chin-worn mask covers far less than a proper one). Styles left out keep their default.",
     )
     write_occlusion: bool = Field(True, description="Write occlusion/<sample_id>.png maps of the covered pixels.")
+    keep_foreground: bool = Field(
+        True,
+        description="Look for objects in front of the lower face in the source photo (a microphone, a cup, a toy, a "
+        "coloured strand): a mask or confuser goes behind a small one (it stays on top); a face where they cover more "
+        "than 30% of the lower face or half the lips is skipped as 'lower face occluded' (a fit failure, replaced from "
+        "the pool). The share found is the `foreground_fraction` column. false: draw over whatever is there.",
+    )
     binary_label: Literal["covers_mouth", "worn", "worn_correctly"] = Field(
         "covers_mouth",
         description="What the binary `mask` column says of a worn mask. 'covers_mouth' (default): 1 when the mask covers "

@@ -80,6 +80,8 @@ def test_writes_the_dataset_layout(dataset):
     assert (merged["lighting_intensity"] == merged["lighting_intensity_twin"]).all()
     # One split per source face.
     assert (table.groupby("source_id")["split"].nunique() == 1).all()
+    # Nothing stands in front of the test faces: the foreground check leaves every one alone.
+    assert (table["foreground_fraction"] == 0).all()
     with Image.open(dataset / table["file_name"][0]) as image:
         assert image.size == (128, 128)
 

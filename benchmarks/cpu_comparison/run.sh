@@ -13,6 +13,6 @@ synthface train cpu_small --data mixed_50_cpu --out runs/no_attention --set mode
 synthface train cpu_small --data mixed_50_cpu --out runs/gender_aware --set model.gender_aware_age=true
 synthface train "$HERE/curriculum_cpu.yaml" --out runs/curriculum
 for run in paper no_attention gender_aware curriculum; do
-  synthface evaluate runs/$run/best.pt --data mixed_50_cpu --split val --out reports/$run/val --no-plots --quiet --gradcam-samples 0
-  synthface evaluate runs/$run/best.pt --data mixed_50_cpu --split test --out reports/$run/test --no-plots --quiet --gradcam-samples 0
+  synthface evaluate runs/$run/best.pt --data mixed_50_cpu --split val --out reports/$run/val --no-plots --quiet --gradcam-samples 0 --bootstrap 200
+  synthface evaluate runs/$run/best.pt --data mixed_50_cpu --split test --out reports/$run/test --no-plots --quiet --gradcam-samples 0 --bootstrap 200
 done
