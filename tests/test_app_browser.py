@@ -9,6 +9,7 @@ silently would let a broken app pass CI.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -34,17 +35,20 @@ def server(tmp_path_factory, generated_dataset, tiny_checkpoint):
         process = subprocess.Popen(
             [sys.executable, "-m", "synthface.cli", "app", "--port", str(port), "--data", str(generated_dataset),
              "--checkpoint", str(tiny_checkpoint)],
-            stdout=output, stderr=subprocess.STDOUT, env=environment)
+            stdout=output, stderr=subprocess.STDOUT, env=environment, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         assert wait_until_ready(url, process, timeout=120), log.read_text()
         yield url
-    finally:
+        # Stopping `synthface app` (SIGTERM, as a service manager or Ctrl-C would) stops the server too.
         process.terminate()
+        process.wait(timeout=30)
+        assert not wait_until_ready(url, timeout=2), "the Streamlit server outlived `synthface app`"
+    finally:
         try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)  # whatever happened above, leave nothing running
+        except ProcessLookupError:
+            pass
     assert f"synthface app: {url}" in log.read_text()  # the address is printed for the user
 
 
@@ -71,12 +75,21 @@ def page(browser):
     context.close()
 
 
+def idle(page) -> None:
+    """Wait until the page's rerun is over (Streamlit shows its status widget while a script runs)."""
+    page.wait_for_timeout(300)
+    expect(page.locator("[data-testid='stStatusWidget']")).to_have_count(0, timeout=TIMEOUT_MS)
+
+
 def choose(page, label: str, option: str) -> None:
     """Pick `option` in the Streamlit selectbox or multiselect labelled `label`."""
-    page.locator("[data-testid='stSelectbox'], [data-testid='stMultiSelect']").filter(
-        has=page.get_by_text(label, exact=True)).locator("input").click()
+    field = page.locator("[data-testid='stSelectbox'], [data-testid='stMultiSelect']").filter(
+        has=page.get_by_text(label, exact=True)).locator("input")
+    expect(field).to_have_count(1, timeout=TIMEOUT_MS)  # a widget of the previous run may linger until the rerun finishes
+    field.click()
     page.get_by_role("option", name=option, exact=True).click()
-    page.keyboard.press("Escape")  # a multiselect stays open (and hides the rest of the page from the accessibility tree)
+    page.keyboard.press("Escape")
+    idle(page)  # a multiselect stays open (and hides the rest of the page from the accessibility tree)
 
 
 def test_studio_masks_an_uploaded_photo_and_redraws_when_the_mask_type_changes(server, page, astronaut, tmp_path):

@@ -418,7 +418,7 @@ def balance_chart(report: dict):
                         fontsize=8)
         axis.set_title(name, fontsize=10)
         axis.set_ylim(0, max(1e-6, *target, *achieved) * 1.15)
-        axis.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+        axis.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=0))
     for axis in list(axes.flat)[len(attributes):]:
         axis.set_visible(False)
     axes.flat[0].legend(fontsize=8)

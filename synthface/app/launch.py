@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
@@ -81,9 +82,9 @@ def launch(port: int | None = None, host: str = "127.0.0.1", masks: tuple[Path, 
         raise LaunchError(f"--checkpoint {checkpoint}: no such file")
     url = f"http://{host}:{port}"
     process = subprocess.Popen(streamlit_command(port, host, masks, checkpoint, data, device))
+    previous = _stop_on_sigterm()
     try:
         if not wait_until_ready(url, process):
-            process.terminate()
             raise LaunchError(f"the Streamlit server did not start on {url} (its messages are above)")
         print(f"synthface app: {url}  (Ctrl-C to stop)", flush=True)
         if open_browser:
@@ -92,9 +93,35 @@ def launch(port: int | None = None, host: str = "127.0.0.1", masks: tuple[Path, 
             webbrowser.open(url)
         return process.wait()
     except KeyboardInterrupt:
-        process.terminate()
-        process.wait()
         return 0
+    finally:
+        stop_server(process)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_on_sigterm():
+    """Make SIGTERM (a service manager, a test's teardown) stop the server like Ctrl-C, instead of
+    killing only this process and leaving the server running. Returns the previous handler."""
+    def interrupt(_signum, _frame):
+        raise KeyboardInterrupt
+
+    try:
+        return signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        return None
+
+
+def stop_server(process: subprocess.Popen, grace: float = 10.0) -> None:
+    """Stop the server: SIGTERM, then SIGKILL if it is still running after `grace` seconds."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def wait_until_ready(url: str, process: subprocess.Popen | None = None, timeout: float = 90.0) -> bool:
