@@ -31,6 +31,9 @@ def main(
 from synthface import generate_cli  # noqa: E402
 
 generate_cli.register(app)
+from synthface import dataset_cli  # noqa: E402
+
+dataset_cli.register(app)
 from synthface.maskfit import cli as masks_cli  # noqa: E402
 
 masks_cli.register(app)

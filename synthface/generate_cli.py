@@ -53,7 +53,6 @@ def generate(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Build a balanced synthetic masked-face dataset from a scenario."""
-    from rich.markdown import Markdown
 
     from synthface.generate import GenerateOptions, run_generate
     from synthface.maskfit import MaskLibrary
@@ -85,7 +84,9 @@ def generate(
             console.print("[yellow]interrupted[/] before anything was written")
         raise typer.Exit(130) from None
     if dry_run:
-        console.print(Markdown(render_markdown(result.report)), soft_wrap=False)  # wrap prose, do not crop it
+        from synthface.terminal import print_markdown
+
+        print_markdown(console, render_markdown(result.report))  # prose wraps, tables and ids are never cut
         return
     report = result.report
     console.print(

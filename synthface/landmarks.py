@@ -27,6 +27,7 @@ BUNDLED_MODEL = ASSETS_DIR / "face_landmarker.task"
 BUNDLED_MODEL_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
 MODEL_ENV_VAR = "SYNTHFACE_LANDMARKER"
 CACHE_VERSION = "1"
+TMP_DIR = "tmp"  # the cache's temporaries (see LandmarkCache.remove_stale_temporaries)
 
 # MediaPipe's C++ logging is noisy on stderr. These variables quiet what honours them; the rest
 # (absl lines written before InitGoogle, TFLite's delegate notice) is filtered by quiet_native_logs.
@@ -254,6 +255,24 @@ class LandmarkCache:
         self.model_path = model
         stat = model.stat()
         self._model_tag = f"{model.name}:{stat.st_size}:{stat.st_mtime_ns}:{CACHE_VERSION}"
+        self.remove_stale_temporaries()
+
+    @property
+    def _tmp_dir(self) -> Path:
+        return self.root / TMP_DIR
+
+    def remove_stale_temporaries(self) -> int:
+        """Delete the temporary files of writers that no longer run (a run killed mid-write leaves one).
+
+        Temporaries live in one folder, named `<key>.<pid>.npz`, so this looks at that folder only,
+        never at the whole cache; a file of a live process (a parallel run) is left alone."""
+        removed = 0
+        for file in self._tmp_dir.glob("*.npz") if self._tmp_dir.is_dir() else ():
+            pid = file.stem.rpartition(".")[2]
+            if not pid.isdigit() or not _process_alive(int(pid)):
+                file.unlink(missing_ok=True)
+                removed += 1
+        return removed
 
     def _file(self, image_path: Path) -> Path:
         image_path = Path(image_path).resolve()
@@ -279,15 +298,32 @@ class LandmarkCache:
     def put(self, image_path: Path, detection: CachedDetection) -> None:
         file = self._file(image_path)
         file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_suffix(f".{os.getpid()}.tmp.npz")
+        self._tmp_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self._tmp_dir / f"{file.stem}.{os.getpid()}.npz"  # same file system as the entry: the rename is atomic
         face = detection.face
-        np.savez(
-            tmp,
-            has_face=face is not None,
-            points=face.points if face else np.zeros((0, 3), np.float32),
-            pose=np.array([face.yaw, face.pitch, face.roll] if face else [0, 0, 0], np.float32),
-            n_faces=face.n_faces if face else 0,
-            reason=detection.reason,
-            image_size=np.array(detection.image_size),
-        )
-        os.replace(tmp, file)
+        try:
+            np.savez(
+                tmp,
+                has_face=face is not None,
+                points=face.points if face else np.zeros((0, 3), np.float32),
+                pose=np.array([face.yaw, face.pitch, face.roll] if face else [0, 0, 0], np.float32),
+                n_faces=face.n_faces if face else 0,
+                reason=detection.reason,
+                image_size=np.array(detection.image_size),
+            )
+            os.replace(tmp, file)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # an error or Ctrl-C mid-write leaves nothing behind
+            raise
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True

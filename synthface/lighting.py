@@ -25,7 +25,7 @@ from functools import lru_cache
 from typing import Annotated, Any, Mapping
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, ValidationInfo, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, ValidationInfo, field_validator, model_validator
 
 GAMMA = 2.2
 NEUTRAL_KELVIN = 6500.0  # the colour temperature that leaves colours unchanged (D65 white)
@@ -198,20 +198,28 @@ class LightingConfig(LightingRanges):
     )
     preset: str | dict[str, float] | None = Field(
         None,
-        description=f"A named condition ({', '.join(PRESETS)}) or a mapping name -> weight to draw one per sample.",
+        description=f"A named condition ({', '.join(PRESETS)}, or one defined under `presets`) or a mapping name -> weight "
+        "to draw one per sample.",
+    )
+    presets: dict[str, LightingRanges] = Field(
+        default_factory=dict,
+        description="Preset definitions, name -> keys of this section: a built-in name changes only the keys given, a new "
+        "name defines a condition from the defaults. The scenario.yaml written with a dataset lists every preset it drew "
+        "from here with all its keys, so the file alone reproduces the run.",
     )
 
-    @field_validator("preset")
-    @classmethod
-    def _check_preset(cls, value: str | dict[str, float] | None) -> str | dict[str, float] | None:
+    @model_validator(mode="after")
+    def _check_preset(self) -> "LightingConfig":
+        value = self.preset
         names = [value] if isinstance(value, str) else list(value or {})
-        unknown = [name for name in names if name not in PRESETS]
+        known = [*PRESETS, *(name for name in self.presets if name not in PRESETS)]
+        unknown = [name for name in names if name not in known]
         if unknown:
-            raise ValueError(f"unknown preset(s) {unknown}; expected one of {list(PRESETS)}")
+            raise ValueError(f"unknown preset(s) {unknown}; expected one of {known}")
         if isinstance(value, dict):
             if any(not math.isfinite(w) or w < 0 for w in value.values()) or sum(value.values()) <= 0:
                 raise ValueError(f"preset weights must be >= 0 with a positive sum, got {value}")
-        return value
+        return self
 
     def preset_weights(self) -> dict[str, float]:
         """Preset name -> probability ({"custom": 1} when no preset is named)."""
@@ -225,7 +233,18 @@ class LightingConfig(LightingRanges):
     def resolved(self, preset: str) -> dict[str, Any]:
         """The ranges in force for one preset: defaults, then the preset, then this section's own keys."""
         own = {name: getattr(self, name) for name in LightingRanges.model_fields if getattr(self, name) is not None}
-        return DEFAULTS | PRESETS.get(preset, {}) | own
+        defined = self.presets[preset].model_dump(exclude_none=True) if preset in self.presets else {}
+        return DEFAULTS | PRESETS.get(preset, {}) | defined | own
+
+    def filled(self) -> "LightingConfig":
+        """The same lighting with every value written out: with no preset, each key holds the value in force
+        (the default where unset); with presets, `presets` holds every key of each preset drawn from. Loading
+        the result gives the same draws, whatever later versions change in DEFAULTS or PRESETS."""
+        weights = self.preset_weights()
+        if self.preset is None:
+            return self.model_copy(update=self.resolved("custom"))
+        return self.model_copy(update={"presets": {**self.presets, **{
+            name: LightingRanges(**self.resolved(name)) for name in weights}}})
 
 
 # --- per-sample parameters ----------------------------------------------------------------------

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from synthface.errors import UserError
-from synthface.scenario import MAX_SAMPLES, Scenario, Weights
+from synthface.scenario import MAX_SAMPLES, Scenario, Weights, follows_pool
 from synthface.sources.base import FaceRecord
 from synthface.taxonomy import GENDERS, RACE_TAXONOMIES
 
@@ -112,6 +112,9 @@ class Plan:
     split_of_face: dict[str, str]  # source_id -> split
     requested: int
     notes: list[str] = field(default_factory=list)  # plain-language warnings for the report
+    # (age bin, gender, race) -> target share of the joint stratum: the product of the marginals, or the
+    # pool's own joint mix when every demographic follows the pool. Empty: the product (older plans).
+    cell_targets: dict[tuple[str, str, str], float] = field(default_factory=dict)
 
     def fingerprint(self) -> str:
         """A hash of the plan's decisions; resume and merge refuse to mix different plans."""
@@ -224,12 +227,12 @@ def round_by_split(exact: dict[tuple, float], totals: dict[str, int], capacity: 
 
 
 def resolve_targets(scenario: Scenario, faces: list[PoolFace]) -> dict[str, dict[str, float]]:
-    """Each attribute's target shares: explicit, 'uniform' over its labels, or 'source' (the pool's mix)."""
+    """Each attribute's target shares: explicit, 'uniform' over its labels, or 'pool' (the pool's mix)."""
 
     def resolve(weights: Weights, labels: list[str], attribute: str) -> dict[str, float]:
         if weights == "uniform":
             return {label: 1 / len(labels) for label in labels}
-        if weights == "source":
+        if follows_pool(weights):
             counts = Counter(getattr(face, attribute) for face in faces)
             total = sum(counts.values()) or 1
             return {label: counts.get(label, 0) / total for label in labels}
@@ -255,6 +258,11 @@ def face_split(source_id: str, shares: dict[str, float], seed: int) -> str:
         if shares[split] > 0 and position < edge:
             return split
     return max((s for s in SPLITS if shares[s] > 0), key=SPLITS.index)  # rounding at the top end
+
+
+def demographics_follow_pool(scenario: Scenario) -> bool:
+    """True when age, gender and race all say 'pool': then the joint target is the pool's joint mix."""
+    return all(follows_pool(w) for w in (scenario.age.target(), scenario.gender.weights, scenario.race.weights))
 
 
 def assign_splits(faces: list[PoolFace], shares: dict[str, float], seed: int) -> dict[str, str]:
@@ -313,17 +321,23 @@ def build_plan(scenario: Scenario, faces: list[PoolFace], n_samples: int | None 
         members[(split_of[faces[i].record.source_id],) + faces[i].cell].append(i)
 
     cells = list(itertools.product(targets["age_bin"], targets["gender"], targets["race"]))
+    follow_pool = demographics_follow_pool(scenario)
     weights, capacity = {}, {}
     for split in SPLITS:
         for cell in cells:
             key = (split,) + cell
-            weights[key] = targets["age_bin"][cell[0]] * targets["gender"][cell[1]] * targets["race"][cell[2]]
             group = members.get(key, [])
+            if follow_pool:  # each (split, stratum) in proportion to its faces: n = pool size uses every face once
+                weights[key] = len(group) / max(len(faces), 1)
+            else:
+                weights[key] = targets["age_bin"][cell[0]] * targets["gender"][cell[1]] * targets["race"][cell[2]]
             unlimited = any(faces[i].reuse_unlimited for i in group)
             capacity[key] = n_total if unlimited else len(group) * scenario.balance.max_reuse
     # Samples per split first (the requested shares, by largest remainders), then strata within each
     # split: allocating all (split, stratum) cells at once rounded small splits away (100/0/0 at n=100).
     split_capacity = {split: sum(capacity[key] for key in capacity if key[0] == split) for split in SPLITS}
+    if follow_pool:  # the splits as the pool's faces fell into them, so every face can be used once
+        split_shares = {split: sum(w for key, w in weights.items() if key[0] == split) for split in SPLITS}
     split_totals = largest_remainder(n_total, split_shares, split_capacity)
     exact = {}
     for split in SPLITS:
@@ -371,7 +385,10 @@ def build_plan(scenario: Scenario, faces: list[PoolFace], n_samples: int | None 
     samples = [
         SampleSpec(index=i, sample_id=f"{scenario.name}-{i:0{width}d}", seed=sample_seed(seed, i), **spec) for i, spec in enumerate(specs)
     ]
-    return Plan(scenario.name, seed, faces, samples, targets, split_of, n_total, notes)
+    # What the report measures strata against: the same joint target the counts were filled from.
+    cell_targets = {cell: sum(weights[(split,) + cell] for split in SPLITS) if follow_pool
+                    else targets["age_bin"][cell[0]] * targets["gender"][cell[1]] * targets["race"][cell[2]] for cell in cells}
+    return Plan(scenario.name, seed, faces, samples, targets, split_of, n_total, notes, cell_targets)
 
 
 def split_notes(totals: dict[str, int], shares: dict[str, float], capacity: dict[str, int], n_total: int, n_faces: int,

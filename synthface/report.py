@@ -19,7 +19,7 @@ from synthface.dataset import atomic_write_bytes
 from synthface.markdown import md_row
 from synthface.plan import ATTRIBUTES, SPLITS, Plan
 from synthface.pool import PoolReport
-from synthface.scenario import Scenario
+from synthface.scenario import Scenario, follows_pool
 
 HEADLINE_METRICS = ("max_ratio", "min_ratio", "ratio_range", "coefficient_of_variation", "normalised_entropy", "gini_impurity")
 SHORTFALL_TOLERANCE = 1.0  # a stratum is short when it has at least one sample fewer than its (fractional) target
@@ -27,6 +27,14 @@ SHORTFALL_TOLERANCE = 1.0  # a stratum is short when it has at least one sample 
 
 def stratum_key(age_bin: str, gender: str, race: str, mask: object) -> str:
     return f"{age_bin}|{gender}|{race}|mask={mask}"
+
+
+def target_kinds(scenario: Scenario) -> dict[str, str]:
+    """How each demographic target was given: 'pool', 'uniform' or 'explicit'."""
+    def kind(weights) -> str:
+        return "pool" if follows_pool(weights) else weights if isinstance(weights, str) else "explicit"
+
+    return {"age_bin": kind(scenario.age.target()), "gender": kind(scenario.gender.weights), "race": kind(scenario.race.weights)}
 
 
 def build_report(scenario: Scenario, plan: Plan, pool: PoolReport, table: pd.DataFrame | None, failures: list[dict],
@@ -58,6 +66,11 @@ def build_report(scenario: Scenario, plan: Plan, pool: PoolReport, table: pd.Dat
             "identical_photos": list(pool.identical_photos),
         },
         "targets": targets | masked_targets,
+        # The resolved targets: how each was given, and the joint (age bin, gender, race) shares the strata are
+        # measured against (the pool's own joint mix when all three follow the pool, else the marginals' product).
+        "target_kinds": target_kinds(scenario),
+        "joint_targets": {"|".join(cell): share for cell, share in plan.cell_targets.items() if share > 0}
+        if plan.cell_targets else None,
         "planned_counts": {
             attribute: planned[attribute].value_counts().to_dict() if not planned.empty else {}
             for attribute in (*ATTRIBUTES, "mask_type", "wear_style", "split")
@@ -70,9 +83,14 @@ def build_report(scenario: Scenario, plan: Plan, pool: PoolReport, table: pd.Dat
     return finish_report(report, table, failures)
 
 
+# The keys finish_report adds. A merged report starts from a shard's whole report: dropping these first
+# adds them back in the order of an unsharded run (tests/test_tidy.py checks the two are identical).
+ACHIEVED_KEYS = ("written", "split_counts", "attributes", "strata", "shortfall", "imbalance", "fit_failures", "unmet_targets")
+
+
 def finish_report(report: dict, table: pd.DataFrame | None, failures: list[dict]) -> dict:
     """Add the achieved side (from the written table, or from the plan for a dry run)."""
-    report = {key: value for key, value in report.items() if key not in ("attributes", "strata", "shortfall", "imbalance", "fit_failures")}
+    report = {key: value for key, value in report.items() if key not in ACHIEVED_KEYS}
     targets, requested = report["targets"], report["requested"]
     if table is not None:
         primary = table[~table["sample_id"].str.endswith("-unmasked")]
@@ -97,12 +115,14 @@ def finish_report(report: dict, table: pd.DataFrame | None, failures: list[dict]
             for label, share in shares.items()
         }
     rows = []
+    joint = report.get("joint_targets")
     for age_bin, p_age in targets["age_bin"].items():
         for gender, p_gender in targets["gender"].items():
             for race, p_race in targets["race"].items():
+                p_cell = joint.get(f"{age_bin}|{gender}|{race}", 0.0) if joint is not None else p_age * p_gender * p_race
                 for mask, p_mask in targets["mask"].items():
                     key = stratum_key(age_bin, gender, race, mask)
-                    target = requested * p_age * p_gender * p_race * p_mask
+                    target = requested * p_cell * p_mask
                     if target > 0 or strata.get(key):
                         rows.append({"stratum": key, "target": target, "achieved": int(strata.get(key, 0))})
     report["strata"] = rows
@@ -174,6 +194,11 @@ def render_markdown(report: dict, max_rows: int = 40) -> str:
     lines.append(f"- pool: {pool['inputs']} inputs, {pool['faces_detected']} faces detected, {pool['usable_faces']} usable, "
                  f"{len(pool['skipped'])} skipped, {pool['images_with_several_faces']} images with several faces (largest used)")
     lines.append(f"- fit failures: {report['fit_failures']['count']} (each replaced by another face of the same stratum where one exists)")
+    kinds = report.get("target_kinds")
+    if kinds:
+        joint = ("the pool's own joint mix" if set(kinds.values()) == {"pool"} else "the product of these targets")
+        lines.append("- targets: " + ", ".join(f"{attribute} {kind}" for attribute, kind in kinds.items())
+                     + f"; joint strata are measured against {joint} (`joint_targets` in report.json)")
     lines.append("")
     if report.get("uses_demo_pool") or report["unmet_targets"] or report["notes"]:
         lines.append("## Targets this pool cannot meet")

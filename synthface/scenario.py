@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, ValidationInfo, field_validator, model_validator
 
 from synthface.errors import UserError, describe_problems, validation_problems
 from synthface.lighting import LightingConfig
@@ -35,8 +35,49 @@ MAX_SEED = 2**63 - 1
 # nose_exposed 0.19-0.26, chin 0.05-0.08; the minimums sit below those, to catch broken fits only.
 MIN_OCCLUDED_FRACTION = {"proper": 0.30, "strap_loose": 0.25, "nose_exposed": 0.12, "chin": 0.03}
 
-# A categorical target: explicit probabilities, "uniform", or "source" (keep the pool's own mix).
-Weights = Union[Literal["uniform", "source"], dict[str, float]]
+# A demographic target: explicit probabilities, "uniform", or "pool" (follow the usable pool's own mix;
+# "source" is its older spelling). When age, gender and race all follow the pool, the joint target is the
+# pool's own joint distribution, so n_samples = the pool's size uses every face once with its own labels.
+POOL_WEIGHTS = ("pool", "source")
+Weights = Union[Literal["uniform", "pool", "source"], dict[str, float]]
+# A distribution over names (mask types, wear styles): explicit probabilities, "uniform" (every name
+# the library or schema knows, equally), or a list of names (equal shares among them).
+NameWeights = Union[Literal["uniform"], list[str], dict[str, float]]
+
+
+def follows_pool(weights: object) -> bool:
+    """True for the weights that mean "as the pool has it"."""
+    return isinstance(weights, str) and weights in POOL_WEIGHTS
+
+
+def equal_shares(spec: object, every: list[str] | None, what: str) -> dict[str, float] | object:
+    """'uniform' -> equal over `every`; a list of names -> equal over them; a mapping unchanged."""
+    if spec == "uniform":
+        if not every:
+            raise ValueError(f"{what}: 'uniform' needs at least one known name")
+        names = list(every)
+    elif isinstance(spec, list):
+        if not spec:
+            raise ValueError(f"{what}: the list of names is empty")
+        if len(set(spec)) != len(spec):
+            raise ValueError(f"{what}: names repeat in {spec}")
+        names = list(spec)
+    else:
+        return spec
+    return {name: 1 / len(names) for name in names}
+
+
+def library_names(info: ValidationInfo, key: str) -> list[str]:
+    """Mask or confuser names for 'uniform': from the validation context (the run's mask library,
+    --masks folders included), else from the bundled library."""
+    context = info.context or {}
+    if context.get(key) is None:
+        from synthface.maskfit import MaskLibrary
+
+        library = MaskLibrary.load()
+        context = {"mask_names": {n for n in library.names() if library.get(n).is_mask},
+                   "confuser_names": {n for n in library.names() if not library.get(n).is_mask}}
+    return sorted(context[key])
 
 
 class ScenarioError(UserError, ValueError):
@@ -99,7 +140,9 @@ class AgeTarget(Strict):
     bins: list[tuple[StrictInt, StrictInt]] | None = Field(
         None, max_length=131, description="Inclusive [low, high] age bins in years, non-overlapping."
     )
-    weights: Union[Literal["uniform", "source"], list[float]] = Field("uniform", description="One weight per bin, 'uniform' or 'source'.")
+    weights: Union[Literal["uniform", "pool", "source"], list[float]] = Field(
+        "uniform", description="One weight per bin, 'uniform', or 'pool' (the usable pool's own mix; 'source' is an alias)."
+    )
     range: tuple[StrictInt, StrictInt] | None = Field(None, description="Shorthand for a single bin [low, high].")
 
     @field_validator("bins", mode="before")
@@ -155,7 +198,7 @@ class AgeTarget(Strict):
 class GenderTarget(Strict):
     """Gender target over male/female."""
 
-    weights: Weights = Field("uniform", description="male/female probabilities, 'uniform' or 'source'.")
+    weights: Weights = Field("uniform", description="male/female probabilities, 'uniform', or 'pool' (the pool's own mix; 'source' is an alias).")
 
     @field_validator("weights")
     @classmethod
@@ -170,7 +213,7 @@ class RaceTarget(Strict):
     """Race target, in the labels of one taxonomy."""
 
     taxonomy: Literal["utkface5", "fairface7"] = Field("utkface5", description="Race label set; fairface7 pools map into utkface5.")
-    weights: Weights = Field("source", description="Probabilities per race label, 'uniform' or 'source'.")
+    weights: Weights = Field("source", description="Probabilities per race label, 'uniform', or 'pool' (the pool's own mix; 'source' is an alias).")
 
     @model_validator(mode="after")
     def _check(self) -> "RaceTarget":
@@ -184,14 +227,21 @@ class MaskConfig(Strict):
     """Who wears what. `probability` is the share of samples with a real mask (mask=1)."""
 
     probability: float = Field(1.0, ge=0, le=1, description="Share of samples wearing a real mask (labelled mask=1).")
-    types: dict[str, float] = Field(
+    types: NameWeights = Field(
         default_factory=lambda: {"surgical": 0.4, "n95": 0.3, "cloth": 0.3},
-        description="Mask type -> probability among masked samples (names from the mask library).",
+        description="Mask type -> probability among masked samples (names from the mask library); 'uniform' (every mask "
+        "type of the library, --masks folders included, equally) or a list of names (equal shares among them).",
     )
-    wear_styles: dict[str, float] = Field(default_factory=lambda: {"proper": 1.0}, description="Wear style -> probability.")
-    confusers: dict[str, float] = Field(
+    wear_styles: NameWeights = Field(
+        default_factory=lambda: {"proper": 1.0},
+        description="Wear style -> probability; 'uniform' (every wear style equally; a style a type cannot take becomes "
+        "'proper' for it, as the report notes) or a list of styles (equal shares among them).",
+    )
+    confusers: Union[Literal["uniform"], list[str], dict[str, float]] = Field(
         default_factory=dict,
-        description="Non-mask occluder -> probability for an unmasked sample to carry it (labelled mask=0, occluder=<name>).",
+        description="Non-mask occluder -> probability for an unmasked sample to carry it (labelled mask=0, occluder=<name>); "
+        "'uniform' (every unmasked sample carries one, each confuser of the library equally often) or a list of names (the "
+        "same among them). For a smaller total, give the probabilities.",
     )
     appearance: MaskAppearance = Field(default_factory=MaskAppearance, description="Colour, pattern and fit variation.")
     min_occluded_fraction: dict[str, float] = Field(
@@ -216,14 +266,18 @@ class MaskConfig(Strict):
         "incorrect) is written whatever this says; balance targets (`probability`) count worn masks.",
     )
 
+    # 'uniform' and lists become explicit probabilities here, so the rest of synthface (the plan, the report,
+    # the resolved scenario.yaml) only ever sees mappings.
     @field_validator("types")
     @classmethod
-    def _types(cls, types: dict[str, float]) -> dict[str, float]:
-        return check_distribution(types, "types")
+    def _types(cls, types: NameWeights, info: ValidationInfo) -> dict[str, float]:
+        every = library_names(info, "mask_names") if types == "uniform" else None
+        return check_distribution(equal_shares(types, every, "types"), "types")
 
     @field_validator("wear_styles")
     @classmethod
-    def _wear(cls, styles: dict[str, float]) -> dict[str, float]:
+    def _wear(cls, styles: NameWeights) -> dict[str, float]:
+        styles = equal_shares(styles, list(WEAR_STYLES), "wear_styles")
         check_known(styles, WEAR_STYLES, "wear style(s)")
         return check_distribution(styles, "wear_styles")
 
@@ -238,7 +292,9 @@ class MaskConfig(Strict):
 
     @field_validator("confusers")
     @classmethod
-    def _confusers(cls, confusers: dict[str, float]) -> dict[str, float]:
+    def _confusers(cls, confusers, info: ValidationInfo) -> dict[str, float]:
+        every = library_names(info, "confuser_names") if confusers == "uniform" else None
+        confusers = equal_shares(confusers, every, "confusers")
         bad = {k: v for k, v in confusers.items() if not 0 <= v <= 1}
         if bad:
             raise ValueError(f"confuser probabilities must be in [0, 1], got {bad}")
@@ -328,7 +384,7 @@ def parse_scenario(data: object, file: str = "<scenario>", check_paths: bool = T
     if not isinstance(data, dict):
         raise ScenarioError(file, [("", f"expected a mapping of keys, got {type(data).__name__}")])
     try:
-        scenario = Scenario.model_validate(data)
+        scenario = Scenario.model_validate(data, context={"mask_names": mask_names, "confuser_names": confuser_names})
     except ValidationError as error:
         raise ScenarioError(file, validation_problems(error)) from None
     problems = []
@@ -391,4 +447,21 @@ def _blame_option(key: str, given: dict) -> str:
 
 def scenario_to_yaml(scenario: Scenario) -> str:
     """The resolved scenario (defaults filled in) as YAML, written next to the dataset."""
-    return yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False)
+    data = scenario.model_copy(update={"lighting": scenario.lighting.filled()}).model_dump(mode="json")
+    # Lighting keys a preset sets are listed under lighting.presets; a null beside them would read as "unknown".
+    data["lighting"] = {key: value for key, value in data["lighting"].items() if value is not None}
+    data["lighting"]["presets"] = {name: {k: v for k, v in keys.items() if v is not None}
+                                   for name, keys in data["lighting"].get("presets", {}).items()}
+    return yaml.dump(data, Dumper=_ScenarioDumper, sort_keys=False)
+
+
+class _ScenarioDumper(yaml.SafeDumper):
+    """Short lists of numbers ([low, high] ranges, age bins) on one line, as people write them."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list):
+    flat = all(isinstance(item, (int, float, str, bool)) or item is None for item in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flat and len(data) <= 8)
+
+
+_ScenarioDumper.add_representer(list, _represent_list)

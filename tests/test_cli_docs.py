@@ -29,6 +29,8 @@ DOCUMENTED: dict[tuple[str, ...], tuple[str, str]] = {
     ("export",): ("docs/evaluation.md", "## `synthface export"),
     ("app",): ("README.md", "## Local web app"),
     ("masks", "list"): ("docs/masks.md", "## Commands"),
+    ("scenarios", "list"): ("docs/scenarios.md", "## Command-line options of `synthface scenarios list`"),
+    ("export-layout",): ("docs/dataset-format.md", "## Class folders for ImageFolder and Keras"),
     ("masks", "preview"): ("docs/masks.md", "## Commands"),
     ("masks", "import"): ("docs/custom-masks.md", "`masks import IMAGE` options:"),
 }

@@ -171,3 +171,13 @@ def test_evaluate_without_pairs_occlusion_maps_or_attention(checkpoints, tmp_pat
     plots = {path.name for path in (out / "plots").glob("*.png")}
     assert "attention_grid.png" not in plots and "paired_drops.png" not in plots  # model without attention
     assert "gradcam_grid.png" in plots and "confusion_matrices.png" in plots
+
+
+def test_evaluate_summary_ends_cleanly_without_a_picture_symbol(cli, checkpoints, paired_data, tmp_path):
+    """The terminal summary left rich to draw the report's figure link as a stray 🌆 symbol."""
+    result = cli(["evaluate", checkpoints[0], "--data", paired_data, "--out", tmp_path / "r", "--workers", "0",
+                  "--gradcam-samples", "0", "--bootstrap", "100", "--grid-size", "0"])
+    assert result.exit_code == 0, result.output
+    assert "## Headline" in result.output or "Headline" in result.output
+    assert "🌆" not in result.output and "](plots/" not in result.output
+    assert result.output.rstrip().endswith(f"report written to {tmp_path / 'r' / 'report.md'}")

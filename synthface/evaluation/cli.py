@@ -13,6 +13,7 @@ from typing import Optional
 import typer
 
 from synthface.cliutil import console, print_error, print_warning, user_errors
+from synthface.terminal import print_markdown
 
 DEVICE_HELP = "Device: auto (GPU when present), cpu, cuda or cuda:N."
 
@@ -35,7 +36,6 @@ def evaluate(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Score a model on one dataset split: accuracy, fairness, occlusion robustness, attention."""
-    from rich.markdown import Markdown
 
     from synthface.evaluation.evaluate import evaluate as run_evaluate
     from synthface.evaluation.evaluate import overlap_warning
@@ -52,7 +52,7 @@ def evaluate(
         console.print(f"[yellow]note:[/yellow] {summary['note']}", highlight=False)
     if not quiet:
         text = (out / REPORT_MD).read_text()
-        console.print(Markdown(text.split("## Classification heads")[0]), soft_wrap=False)
+        print_markdown(console, text.split("## Classification heads")[0])  # no stray symbol for the figure links
     console.print(f"report written to {out / REPORT_MD}")
 
 
@@ -75,7 +75,6 @@ def compare(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Evaluate one or more models on several scenarios; one table with drops vs the no-mask scenario."""
-    from rich.markdown import Markdown
 
     from synthface.evaluation.compare import COMPARISON_MD, seen_face_warnings, split_paths
     from synthface.evaluation.compare import compare as run_compare
@@ -90,7 +89,7 @@ def compare(
     for note in dict.fromkeys(table["note"][table["note"].astype(bool)]):
         console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
     if not quiet:
-        console.print(Markdown((out / COMPARISON_MD).read_text().split("![")[0].split("## Metrics")[-1]), soft_wrap=False)
+        print_markdown(console, (out / COMPARISON_MD).read_text().split("![")[0].split("## Metrics")[-1])
     console.print(f"comparison written to {out / COMPARISON_MD}")
 
 

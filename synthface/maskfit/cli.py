@@ -21,29 +21,33 @@ def register(app: typer.Typer) -> None:
 @masks_app.command("list")
 def list_command(
     masks: Optional[List[Path]] = typer.Option(None, "--masks", help=MASKS_OPTION_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (a list of objects) on stdout instead of a table, for scripts."),
 ) -> None:
     """Print every mask and confuser type with its wear styles, material, straps, palettes and patterns."""
     from rich.console import Console
-    from rich.table import Table
 
     from synthface.maskfit.definitions import MaskDefinitionError, MaskLibrary
+    from synthface.terminal import print_json, print_table, rows_table
 
     try:
         library = MaskLibrary.load(masks or ())
     except MaskDefinitionError as error:
         raise typer.BadParameter(str(error)) from None
-    table = Table(title="synthface mask library")
-    for column in ("type", "label", "wear styles", "material / straps", "palettes", "patterns"):
-        table.add_column(column, overflow="fold")
-    for definition in library:
-        label = "mask=1" if definition.is_mask else f"mask=0, occluder={definition.name}"
-        patterns = ", ".join(f"{name} {weight:g}" for name, weight in definition.patterns.items())
-        table.add_row(definition.name, label, ", ".join(definition.wear_styles),
-                      f"{definition.material.kind} / {definition.straps.kind}", ", ".join(definition.palettes), patterns)
+    rows = [{"type": d.name, "is_mask": d.is_mask, "label": "mask=1" if d.is_mask else f"mask=0, occluder={d.name}",
+             "wear_styles": list(d.wear_styles), "material": d.material.kind, "straps": d.straps.kind,
+             "palettes": list(d.palettes), "patterns": dict(d.patterns), "description": d.description, "source": str(d.source)}
+            for d in library]
+    if as_json:
+        print_json(rows)
+        return
+    shown = [{**row, "wear styles": ", ".join(row["wear_styles"]), "material / straps": f"{row['material']} / {row['straps']}",
+              "palettes": ", ".join(row["palettes"]), "patterns": ", ".join(f"{n} {w:g}" for n, w in row["patterns"].items())}
+             for row in rows]
     console = Console(soft_wrap=True)
-    console.print(table)
-    for definition in library:
-        console.print(f"[bold]{definition.name}[/bold]: {definition.description} [dim]({definition.source})[/dim]")
+    print_table(console, rows_table(shown, ("type", "label", "wear styles", "material / straps", "palettes", "patterns"),
+                                    title="synthface mask library"))
+    for row in rows:
+        console.print(f"[bold]{row['type']}[/bold]: {row['description']} [dim]({row['source']})[/dim]", highlight=False)
 
 
 @masks_app.command("preview")

@@ -20,10 +20,11 @@ import torch
 import torch.distributed as dist
 import yaml
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from torch import nn
 
 from synthface.dataset import atomic_write_bytes, face_ids
+from synthface.progress import EtaColumn
 from synthface.training import distributed as D
 from synthface.training.checkpoint import CheckpointError, link_checkpoint, load_checkpoint, save_checkpoint
 from synthface.training.data import build_data, class_weights
@@ -369,7 +370,7 @@ class Trainer:
     def _progress(self) -> Progress:
         return Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[speed]} img/s  loss {task.fields[loss]}"), TimeRemainingColumn(),
+            TextColumn("{task.fields[speed]} img/s  loss {task.fields[loss]}"), EtaColumn(),
             console=self.console, disable=not self.ctx.is_main, transient=False,
         )
 
@@ -381,20 +382,22 @@ class Trainer:
             self.console.print(f"nothing to do: step {self.step} already reaches the planned {self.total_steps}")
         self.module.train()
         phase, batches = None, None
-        with self._progress() as progress:
-            while self.epoch < epochs and self.step < self.total_steps:
-                if phase is None or self.epoch >= phase.end_epoch:
-                    batches = None  # stop the previous phase's workers first
-                    phase = self.data.phase_of(self.epoch)
-                    # One pass over the phase's remaining epochs: no refill at epoch boundaries.
-                    phase.sampler.set_position(self.epoch, skip=self.step_in_epoch * batch, end_epoch=phase.end_epoch)
-                    batches = iter(phase.loader)
-                    if len(self.data.phases) > 1 and self.ctx.is_main:
-                        self.console.print(
-                            f"phase {phase.index + 1}/{len(self.data.phases)} {phase.name!r}: {phase.root}, "
-                            f"epochs {phase.start_epoch + 1}-{phase.end_epoch}, {len(phase.table)} training images",
-                            soft_wrap=True, highlight=False)
-                self.phase, self.steps_per_epoch = phase, phase.steps_per_epoch
+        # One bar per pass, stopped (its last frame says the time taken, not an ETA) before the pass's
+        # summary line: a single bar for the whole run was printed again, with stale estimates, when it stopped.
+        while self.epoch < epochs and self.step < self.total_steps:
+            if phase is None or self.epoch >= phase.end_epoch:
+                batches = None  # stop the previous phase's workers first
+                phase = self.data.phase_of(self.epoch)
+                # One pass over the phase's remaining epochs: no refill at epoch boundaries.
+                phase.sampler.set_position(self.epoch, skip=self.step_in_epoch * batch, end_epoch=phase.end_epoch)
+                batches = iter(phase.loader)
+                if len(self.data.phases) > 1 and self.ctx.is_main:
+                    self.console.print(
+                        f"phase {phase.index + 1}/{len(self.data.phases)} {phase.name!r}: {phase.root}, "
+                        f"epochs {phase.start_epoch + 1}-{phase.end_epoch}, {len(phase.table)} training images",
+                        soft_wrap=True, highlight=False)
+            self.phase, self.steps_per_epoch = phase, phase.steps_per_epoch
+            with self._progress() as progress:
                 task = progress.add_task(f"epoch {self.epoch + 1}/{epochs}", total=self.steps_per_epoch,
                                          completed=self.step_in_epoch, speed="-", loss="-")
                 tracker = MetricTracker(self.device)
@@ -423,13 +426,14 @@ class Trainer:
                     torch.cuda.synchronize()
                 elapsed = time.perf_counter() - started
                 progress.update(task, completed=self.step_in_epoch)
-                epoch_complete = self.step_in_epoch >= self.steps_per_epoch
-                fraction = self.epoch + self.step_in_epoch / self.steps_per_epoch
-                if epoch_complete:
-                    self.epoch, self.step_in_epoch = self.epoch + 1, 0
-                stopped_early = self._end_of_pass(tracker, fraction, elapsed, images_seen, epoch_complete)
-                if stopped_early:
-                    break
+                progress.stop_task(task)  # its last frame says the time taken, even for a pass cut short by max_steps
+            epoch_complete = self.step_in_epoch >= self.steps_per_epoch
+            fraction = self.epoch + self.step_in_epoch / self.steps_per_epoch
+            if epoch_complete:
+                self.epoch, self.step_in_epoch = self.epoch + 1, 0
+            stopped_early = self._end_of_pass(tracker, fraction, elapsed, images_seen, epoch_complete)
+            if stopped_early:
+                break
         del batches
         if self.writer is not None:
             self.writer.close()
