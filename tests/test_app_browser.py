@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import cv2
 import pytest
@@ -39,6 +40,12 @@ def server(tmp_path_factory, generated_dataset, tiny_checkpoint):
     url = f"http://127.0.0.1:{port}"
     try:
         assert wait_until_ready(url, process, timeout=120), log.read_text()
+        # The launcher prints the address once its own readiness poll succeeds, which can be a
+        # moment after ours: wait for it here, so a short test run cannot stop the server first.
+        deadline = time.monotonic() + 30
+        while f"synthface app: {url}" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert f"synthface app: {url}" in log.read_text(), log.read_text()  # the address is printed for the user
         yield url
         # Stopping `synthface app` (SIGTERM, as a service manager or Ctrl-C would) stops the server too.
         process.terminate()
@@ -49,7 +56,6 @@ def server(tmp_path_factory, generated_dataset, tiny_checkpoint):
             os.killpg(process.pid, signal.SIGKILL)  # whatever happened above, leave nothing running
         except ProcessLookupError:
             pass
-    assert f"synthface app: {url}" in log.read_text()  # the address is printed for the user
 
 
 @pytest.fixture(scope="module")
