@@ -30,6 +30,7 @@ from synthface.dataset import (
     write_metadata,
 )
 from synthface.errors import UserError
+from synthface.formats import DEFAULT_PACK_SIZE
 from synthface.landmarks import LandmarkCache, resolve_model_path
 from synthface.paths import UnsafePathError, inside
 from synthface.plan import Plan, SampleSpec, build_plan, shard
@@ -62,6 +63,8 @@ class GenerateOptions:
     landmarker: Path | None = None
     cache_dir: Path | None = None
     quiet: bool = False
+    output_format: str = "folder"  # folder / webdataset / parquet (synthface.formats)
+    pack_size: str = DEFAULT_PACK_SIZE  # samples or bytes per packed file, e.g. "1000" or "500MB"
 
 
 @dataclass
@@ -85,10 +88,13 @@ def run_generate(scenario: Scenario, options: GenerateOptions, library=None) -> 
     `library`: the mask library already loaded from options.mask_dirs (the CLI loads it to
     validate the scenario); loaded here when not given.
     """
+    from synthface import formats
     from synthface.maskfit import MaskLibrary
     from synthface.report import build_report, write_report
 
     workers = worker_count(options.workers)
+    formats.get_format(options.output_format)  # a typo fails before any detection work
+    pack_size = formats.parse_pack_size(options.pack_size)
     started = time.perf_counter()
     model_path = resolve_model_path(options.landmarker)
     cache = LandmarkCache(options.cache_dir, model_path)
@@ -119,6 +125,8 @@ def run_generate(scenario: Scenario, options: GenerateOptions, library=None) -> 
 
     rows = [row for spec in samples for row in done.get(spec.sample_id, [])] + rendered
     table = finalise_table(rows)
+    # Packed formats pack the staged images before the table is written: the table marks a finished dataset.
+    formats.pack(out, table, options.output_format, pack_size, out / RUN_DIR, options.quiet)
     write_metadata(out, table)
     report = build_report(scenario, plan, pool_report, table, failures, shard=options.shard)
     write_report(out, report)
@@ -127,6 +135,7 @@ def run_generate(scenario: Scenario, options: GenerateOptions, library=None) -> 
         from synthface.preview import contact_sheet
 
         contact_sheet(out, table, scenario.preview_samples)
+    formats.drop_staged(out, options.output_format)  # last: the preview above reads the staged images
     timing = {"workers": workers, "pool_seconds": pool_seconds, "render_seconds": render_seconds, "rendered_samples": len(todo),
               "rendered_images": len(rendered), "total_seconds": time.perf_counter() - started}
     atomic_write_bytes(out / RUN_DIR / TIMING, json.dumps(timing, indent=1).encode())
@@ -141,6 +150,9 @@ def clear_outputs(out: Path) -> None:
         (out / name).unlink(missing_ok=True)
     for name in (IMAGES_DIR, OCCLUSION_DIR, RUN_DIR):
         shutil.rmtree(out / name, ignore_errors=True)
+    from synthface.formats import clear
+
+    clear(out)
 
 
 def prepare_output(options: GenerateOptions, scenario: Scenario, plan: Plan) -> Path:
@@ -286,9 +298,14 @@ def finalise_table(rows: list[dict]) -> pd.DataFrame:
     return table
 
 
-def merge_shards(shard_dirs: list[Path], out: Path, overwrite: bool = False) -> pd.DataFrame:
-    """Join the outputs of `--shard i/n` runs of one plan into one dataset at `out`."""
+def merge_shards(shard_dirs: list[Path], out: Path, overwrite: bool = False, output_format: str = "folder",
+                 pack_size: str = DEFAULT_PACK_SIZE) -> pd.DataFrame:
+    """Join the outputs of `--shard i/n` runs of one plan (in any format) into one dataset at `out`."""
+    from synthface import formats
     from synthface.report import merge_reports, write_report
+
+    formats.get_format(output_format)
+    size = formats.parse_pack_size(pack_size)
 
     infos = []
     for directory in shard_dirs:
@@ -312,6 +329,7 @@ def merge_shards(shard_dirs: list[Path], out: Path, overwrite: bool = False) -> 
     tables = []
     for directory in shard_dirs:
         table = read_metadata(Path(directory))
+        reader = formats.open_dataset(Path(directory))  # packed shards are unpacked into the staging layout
         for column in ("file_name", "occlusion_file"):
             for relative in table[column].dropna():
                 if relative:
@@ -321,11 +339,15 @@ def merge_shards(shard_dirs: list[Path], out: Path, overwrite: bool = False) -> 
                     except UnsafePathError as error:
                         raise GenerateError(f"{directory}: metadata lists {relative!r}, outside the shard: {error}") from None
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(source, target)
+                    if isinstance(reader, formats.FolderReader):
+                        shutil.copy2(source, target)
+                    else:
+                        atomic_write_bytes(target, reader.read(relative))
         tables.append(table)
     merged = pd.concat(tables, ignore_index=True)
     merged = merged.assign(_order=merged["sample_id"].str.replace("-unmasked", "", regex=False), _twin=merged["sample_id"].str.endswith("-unmasked"))
     merged = merged.sort_values(["_order", "_twin"], kind="stable").drop(columns=["_order", "_twin"]).reset_index(drop=True)
+    formats.pack(out, merged, output_format, size, out / RUN_DIR)
     write_metadata(out, merged)
     shutil.copy2(Path(shard_dirs[0]) / "scenario.yaml", out / "scenario.yaml")
     reports = [json.loads((Path(d) / "report.json").read_text()) for d in shard_dirs]
@@ -333,4 +355,5 @@ def merge_shards(shard_dirs: list[Path], out: Path, overwrite: bool = False) -> 
     from synthface.preview import contact_sheet
 
     contact_sheet(out, merged, 36)
+    formats.drop_staged(out, output_format)
     return merged
