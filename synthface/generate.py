@@ -37,6 +37,7 @@ from synthface.plan import Plan, SampleSpec, build_plan, shard
 from synthface.pool import PoolReport, build_pool
 from synthface.progress import progress_bar
 from synthface.render import PoolLandmarks
+from synthface.runlock import LOCK_FILE, output_lock
 from synthface.scenario import Scenario, scenario_to_yaml
 from synthface.workers import guarded, worker_pool
 
@@ -86,8 +87,16 @@ def run_generate(scenario: Scenario, options: GenerateOptions, library=None) -> 
     """Build the plan and, unless dry_run, render it into options.out.
 
     `library`: the mask library already loaded from options.mask_dirs (the CLI loads it to
-    validate the scenario); loaded here when not given.
+    validate the scenario); loaded here when not given. A run that writes holds the output's
+    lock from the start (before the pool stage), so a second run on the same --out stops at once.
     """
+    if options.dry_run:
+        return _run_generate(scenario, options, library)
+    with output_lock(options.out, RUN_DIR, "generate"):
+        return _run_generate(scenario, options, library)
+
+
+def _run_generate(scenario: Scenario, options: GenerateOptions, library=None) -> GenerateResult:
     from synthface import formats
     from synthface.maskfit import MaskLibrary
     from synthface.report import build_report, write_report
@@ -145,14 +154,27 @@ def run_generate(scenario: Scenario, options: GenerateOptions, library=None) -> 
 def clear_outputs(out: Path) -> None:
     """Remove what a run or merge writes into `out` (and only that: --overwrite must not delete
     a user's other files if pointed at the wrong folder). Metadata goes first, so a reader never
-    sees a table that lists deleted images."""
+    sees a table that lists deleted images. The lock file stays: this process holds it, and a
+    new file in its place would let a second writer in."""
     for name in (METADATA_PARQUET, METADATA_CSV, *OUTPUT_FILES):
         (out / name).unlink(missing_ok=True)
-    for name in (IMAGES_DIR, OCCLUSION_DIR, RUN_DIR):
+    for name in (IMAGES_DIR, OCCLUSION_DIR):
         shutil.rmtree(out / name, ignore_errors=True)
+    for entry in (out / RUN_DIR).iterdir() if (out / RUN_DIR).is_dir() else ():
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        elif entry.name != LOCK_FILE:
+            entry.unlink(missing_ok=True)
     from synthface.formats import clear
 
     clear(out)
+
+
+def has_outputs(out: Path) -> bool:
+    """`out` holds anything besides this run's own lock file."""
+    if not out.is_dir():
+        return False
+    return any(entry.name != RUN_DIR or any(inner.name != LOCK_FILE for inner in entry.iterdir()) for entry in out.iterdir())
 
 
 def prepare_output(options: GenerateOptions, scenario: Scenario, plan: Plan) -> Path:
@@ -160,7 +182,7 @@ def prepare_output(options: GenerateOptions, scenario: Scenario, plan: Plan) -> 
     out = Path(options.out)
     info_file = out / RUN_DIR / RUN_INFO
     info = {"scenario": scenario.name, "plan": plan.fingerprint(), "shard": list(options.shard) if options.shard else None}
-    started = out.exists() and any(out.iterdir())
+    started = has_outputs(out)
     if started and options.overwrite:
         clear_outputs(out)
     elif started and options.resume:
@@ -300,7 +322,12 @@ def finalise_table(rows: list[dict]) -> pd.DataFrame:
 
 def merge_shards(shard_dirs: list[Path], out: Path, overwrite: bool = False, output_format: str = "folder",
                  pack_size: str = DEFAULT_PACK_SIZE) -> pd.DataFrame:
-    """Join the outputs of `--shard i/n` runs of one plan (in any format) into one dataset at `out`."""
+    """Join the outputs of `--shard i/n` runs of one plan (in any format) into one dataset at `out` (holding its lock)."""
+    with output_lock(out, RUN_DIR, "merge"):
+        return _merge_into(shard_dirs, Path(out), overwrite, output_format, pack_size)
+
+
+def _merge_into(shard_dirs: list[Path], out: Path, overwrite: bool, output_format: str, pack_size: str) -> pd.DataFrame:
     from synthface import formats
     from synthface.report import merge_reports, write_report
 
@@ -320,7 +347,7 @@ def merge_shards(shard_dirs: list[Path], out: Path, overwrite: bool = False, out
     indices = sorted(info["shard"][0] for info in infos if info["shard"])
     if len(counts) != 1 or indices != list(range(1, counts.pop() + 1)):
         raise GenerateError(f"expected every shard 1..n exactly once, got {[info['shard'] for info in infos]}")
-    if out.exists() and any(out.iterdir()):
+    if has_outputs(out):
         if not overwrite:
             raise GenerateError(f"{out} is not empty: pass --overwrite")
         clear_outputs(out)
