@@ -304,8 +304,8 @@ def image_type():
 
 class ParquetReader(Reader):
     """Random access into parquet files: an index of (file, row group, row) per listed file, then
-    one row group's image column read per miss (kept in a small cache, since nearby rows are
-    often asked for together)."""
+    one row group's image column read per miss (a few kept, since nearby rows are often asked for
+    together). Parquet has no finer random access: a shuffled read costs a row group (100 images)."""
 
     def __init__(self, files: list[Path]) -> None:
         import pyarrow.parquet as pq
@@ -321,12 +321,14 @@ class ParquetReader(Reader):
                     if occlusion:
                         self.index[occlusion] = (number, group, row, "occlusion")
         self._cache: OrderedDict = OrderedDict()
+        self._opened: dict = {}  # file number -> ParquetFile (its footer parsed once)
+        self._pid = os.getpid()
 
     def __getstate__(self):
         return {"files": self.files, "index": self.index}
 
     def __setstate__(self, state) -> None:
-        self.__dict__.update(state, _cache=OrderedDict())
+        self.__dict__.update(state, _cache=OrderedDict(), _opened={}, _pid=os.getpid())
 
     def has(self, name: str) -> bool:
         return name in self.index
@@ -339,14 +341,18 @@ class ParquetReader(Reader):
         except KeyError:
             raise DatasetError(f"{name} is listed in the metadata but in none of the parquet files") from None
         key = (number, group, column)
+        if self._pid != os.getpid():  # a forked worker opens its own files
+            self._opened, self._cache, self._pid = {}, OrderedDict(), os.getpid()
         values = self._cache.get(key)
         if values is None:
-            values = pq.ParquetFile(self.files[number]).read_row_group(group, columns=[column]).column(0)
+            if number not in self._opened:
+                self._opened[number] = pq.ParquetFile(self.files[number])
+            values = self._opened[number].read_row_group(group, columns=[column]).column(0).combine_chunks().field("bytes")
             self._cache[key] = values
-            while len(self._cache) > 4:
+            while len(self._cache) > 8:
                 self._cache.popitem(last=False)
         self._cache.move_to_end(key)
-        return values[row]["bytes"].as_py()
+        return values[row].as_py()
 
 
 class Parquet(Format):
