@@ -51,9 +51,12 @@ def generate(
     landmarker: Optional[Path] = typer.Option(None, "--landmarker", help="Face landmarker .task bundle (default: bundled; env SYNTHFACE_LANDMARKER)."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Landmark cache folder (default: ~/.cache/synthface/landmarks)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    executor: str = typer.Option("local", "--executor", help="Where detection and rendering run: local (process pool) or ray (Ray actors; pip install -e '.[cluster]')."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="--executor ray: 'auto' or ray://HOST:PORT of a running cluster; default: a Ray instance of this run with --workers CPUs."),
 ) -> None:
     """Build a balanced synthetic masked-face dataset from a scenario."""
 
+    from synthface.executors import EXECUTORS
     from synthface.generate import GenerateOptions, run_generate
     from synthface.maskfit import MaskLibrary
     from synthface.paths import inside
@@ -61,6 +64,10 @@ def generate(
     from synthface.scenario import load_scenario
     from synthface.sources.base import parse_source_arg
 
+    if executor not in EXECUTORS:
+        raise typer.BadParameter(f"expected one of {', '.join(EXECUTORS)}, got {executor!r}", param_hint="--executor")
+    if ray_address and executor != "ray":
+        raise typer.BadParameter("--ray-address is for --executor ray", param_hint="--ray-address")
     target = out  # known once the scenario is loaded; a Ctrl-C before that has nothing to keep
     try:
         with user_errors():
@@ -73,6 +80,7 @@ def generate(
             options = GenerateOptions(
                 out=target, workers=workers, dry_run=dry_run, resume=resume, overwrite=overwrite,
                 shard=parse_shard(shard), mask_dirs=tuple(masks), landmarker=landmarker, cache_dir=cache_dir, quiet=quiet,
+                executor=executor, ray_address=ray_address,
             )
             console.print(f"scenario [bold]{escape(loaded.name)}[/] from {escape(str(path))}")
             result = run_generate(loaded, options, library)
