@@ -210,7 +210,7 @@ def read_split(root: Path, split: str) -> tuple[pd.DataFrame, str]:
     """One split, validated for a model: (its rows, the race taxonomy).
 
     Raises DatasetError for an empty split (naming the splits present) or for listed images
-    that do not exist on disk.
+    that the dataset does not hold (in whichever format, see synthface.formats).
     """
     root = Path(root)
     table = read_metadata(root)
@@ -227,7 +227,15 @@ def read_split(root: Path, split: str) -> tuple[pd.DataFrame, str]:
                 inside(root, str(name))
             except UnsafePathError as error:
                 raise DatasetError(f"{root}: metadata {column} {name!r} is outside the dataset folder ({error})") from None
-    missing = [name for name in part["file_name"] if not (root / name).is_file()]
+    check_images(root, part)
+    return part, taxonomy
+
+
+def check_images(root: Path, table: pd.DataFrame) -> None:
+    """Raise DatasetError unless every image the rows list is in the dataset (files, or packed
+    files of the webdataset/parquet formats)."""
+    from synthface.formats import open_dataset
+
+    missing = open_dataset(root).missing(table["file_name"])
     if missing:
         raise DatasetError(f"{root}: {len(missing)} image file(s) listed in the metadata do not exist, e.g. {missing[:3]}")
-    return part, taxonomy

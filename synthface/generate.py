@@ -29,6 +29,7 @@ from synthface.dataset import (
 )
 from synthface.errors import UserError
 from synthface.executors import Executor, WorkerJob, make_executor
+from synthface.formats import DEFAULT_PACK_SIZE
 from synthface.landmarks import LandmarkCache, resolve_model_path
 from synthface.paths import UnsafePathError, inside
 from synthface.plan import Plan, SampleSpec, build_plan, shard
@@ -61,6 +62,8 @@ class GenerateOptions:
     landmarker: Path | None = None
     cache_dir: Path | None = None
     quiet: bool = False
+    output_format: str = "folder"  # folder / webdataset / parquet (synthface.formats)
+    pack_size: str = DEFAULT_PACK_SIZE  # samples or bytes per packed file, e.g. "1000" or "500MB"
     executor: str = "local"  # where detection and rendering run: "local" (process pool) or "ray" (synthface.executors)
     ray_address: str | None = None  # --executor ray: "auto", "ray://HOST:PORT", or None for a Ray instance of this run
 
@@ -90,6 +93,10 @@ def run_generate(scenario: Scenario, options: GenerateOptions, library=None) -> 
 
 
 def _run_generate(scenario: Scenario, options: GenerateOptions, library=None) -> GenerateResult:
+    from synthface import formats
+
+    formats.get_format(options.output_format)  # a typo fails before any detection work
+    formats.parse_pack_size(options.pack_size)
     started = time.perf_counter()
     model_path = resolve_model_path(options.landmarker)
     cache = LandmarkCache(options.cache_dir, model_path)
@@ -102,9 +109,11 @@ def _run_generate(scenario: Scenario, options: GenerateOptions, library=None) ->
 
 def _run_stages(scenario: Scenario, options: GenerateOptions, library, executor: Executor, cache: LandmarkCache,
                 model_path: Path, started: float) -> GenerateResult:
+    from synthface import formats
     from synthface.maskfit import MaskLibrary
     from synthface.report import build_report, write_report
 
+    pack_size = formats.parse_pack_size(options.pack_size)
     library = library or MaskLibrary.load(options.mask_dirs)
     faces, landmarks, pool_report = build_pool(scenario, scenario.sources, cache, executor, model_path, options.quiet)
     if not faces:
@@ -132,6 +141,8 @@ def _run_stages(scenario: Scenario, options: GenerateOptions, library, executor:
 
     rows = [row for spec in samples for row in done.get(spec.sample_id, [])] + rendered
     table = finalise_table(rows)
+    # Packed formats pack the staged images before the table is written: the table marks a finished dataset.
+    formats.pack(out, table, options.output_format, pack_size, out / RUN_DIR, options.quiet)
     write_metadata(out, table)
     report = build_report(scenario, plan, pool_report, table, failures, shard=options.shard)
     write_report(out, report)
@@ -140,7 +151,9 @@ def _run_stages(scenario: Scenario, options: GenerateOptions, library, executor:
         from synthface.preview import contact_sheet
 
         contact_sheet(out, table, scenario.preview_samples)
-    timing = {"executor": executor.name, "workers": executor.workers, "pool_seconds": pool_seconds, "render_seconds": render_seconds, "rendered_samples": len(todo),
+    formats.drop_staged(out, options.output_format)  # last: the preview above reads the staged images
+    timing = {"executor": executor.name, "workers": executor.workers, "pool_seconds": pool_seconds, "render_seconds": render_seconds,
+              "rendered_samples": len(todo),
               "rendered_images": len(rendered), "total_seconds": time.perf_counter() - started}
     atomic_write_bytes(out / RUN_DIR / TIMING, json.dumps(timing, indent=1).encode())
     return GenerateResult(plan, pool_report, report, out, rendered=len(todo), reused=len(samples) - len(todo), failures=failures)
@@ -160,6 +173,9 @@ def clear_outputs(out: Path) -> None:
             shutil.rmtree(entry, ignore_errors=True)
         elif entry.name != LOCK_FILE:
             entry.unlink(missing_ok=True)
+    from synthface.formats import clear
+
+    clear(out)
 
 
 def has_outputs(out: Path) -> bool:
@@ -292,14 +308,19 @@ def finalise_table(rows: list[dict]) -> pd.DataFrame:
     return table
 
 
-def merge_shards(shard_dirs: list[Path], out: Path, overwrite: bool = False) -> pd.DataFrame:
-    """Join the outputs of `--shard i/n` runs of one plan into one dataset at `out` (holding its lock)."""
+def merge_shards(shard_dirs: list[Path], out: Path, overwrite: bool = False, output_format: str = "folder",
+                 pack_size: str = DEFAULT_PACK_SIZE) -> pd.DataFrame:
+    """Join the outputs of `--shard i/n` runs of one plan (in any format) into one dataset at `out` (holding its lock)."""
     with output_lock(out, RUN_DIR, "merge"):
-        return _merge_into(shard_dirs, Path(out), overwrite)
+        return _merge_into(shard_dirs, Path(out), overwrite, output_format, pack_size)
 
 
-def _merge_into(shard_dirs: list[Path], out: Path, overwrite: bool) -> pd.DataFrame:
+def _merge_into(shard_dirs: list[Path], out: Path, overwrite: bool, output_format: str, pack_size: str) -> pd.DataFrame:
+    from synthface import formats
     from synthface.report import merge_reports, write_report
+
+    formats.get_format(output_format)
+    size = formats.parse_pack_size(pack_size)
 
     infos = []
     for directory in shard_dirs:
@@ -323,6 +344,7 @@ def _merge_into(shard_dirs: list[Path], out: Path, overwrite: bool) -> pd.DataFr
     tables = []
     for directory in shard_dirs:
         table = read_metadata(Path(directory))
+        reader = formats.open_dataset(Path(directory))  # packed shards are unpacked into the staging layout
         for column in ("file_name", "occlusion_file"):
             for relative in table[column].dropna():
                 if relative:
@@ -332,11 +354,15 @@ def _merge_into(shard_dirs: list[Path], out: Path, overwrite: bool) -> pd.DataFr
                     except UnsafePathError as error:
                         raise GenerateError(f"{directory}: metadata lists {relative!r}, outside the shard: {error}") from None
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(source, target)
+                    if isinstance(reader, formats.FolderReader):
+                        shutil.copy2(source, target)
+                    else:
+                        atomic_write_bytes(target, reader.read(relative))
         tables.append(table)
     merged = pd.concat(tables, ignore_index=True)
     merged = merged.assign(_order=merged["sample_id"].str.replace("-unmasked", "", regex=False), _twin=merged["sample_id"].str.endswith("-unmasked"))
     merged = merged.sort_values(["_order", "_twin"], kind="stable").drop(columns=["_order", "_twin"]).reset_index(drop=True)
+    formats.pack(out, merged, output_format, size, out / RUN_DIR)
     write_metadata(out, merged)
     shutil.copy2(Path(shard_dirs[0]) / "scenario.yaml", out / "scenario.yaml")
     reports = [json.loads((Path(d) / "report.json").read_text()) for d in shard_dirs]
@@ -344,4 +370,5 @@ def _merge_into(shard_dirs: list[Path], out: Path, overwrite: bool) -> pd.DataFr
     from synthface.preview import contact_sheet
 
     contact_sheet(out, merged, 36)
+    formats.drop_staged(out, output_format)
     return merged

@@ -10,6 +10,9 @@ from rich.markup import escape
 
 from synthface.cliutil import console, user_errors
 
+# synthface.formats.DEFAULT_PACK_SIZE, spelled out: importing formats (pandas) would slow `synthface --help`.
+DEFAULT_PACK_SIZE = "500MB"
+
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
     if not text:
@@ -51,6 +54,8 @@ def generate(
     landmarker: Optional[Path] = typer.Option(None, "--landmarker", help="Face landmarker .task bundle (default: bundled; env SYNTHFACE_LANDMARKER)."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Landmark cache folder (default: ~/.cache/synthface/landmarks)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    output_format: str = typer.Option("folder", "--format", help="Output format: folder (one file per image), webdataset (tar shards) or parquet."),
+    pack_size: str = typer.Option(DEFAULT_PACK_SIZE, "--pack-size", help="Per webdataset/parquet file: a number of samples (1000) or a size (500MB, 1GB)."),
     executor: str = typer.Option("local", "--executor", help="Where detection and rendering run: local (process pool) or ray (Ray actors; pip install -e '.[cluster]')."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="--executor ray: 'auto' or ray://HOST:PORT of a running cluster; default: a Ray instance of this run with --workers CPUs."),
 ) -> None:
@@ -80,6 +85,7 @@ def generate(
             options = GenerateOptions(
                 out=target, workers=workers, dry_run=dry_run, resume=resume, overwrite=overwrite,
                 shard=parse_shard(shard), mask_dirs=tuple(masks), landmarker=landmarker, cache_dir=cache_dir, quiet=quiet,
+                output_format=output_format, pack_size=pack_size,
                 executor=executor, ray_address=ray_address,
             )
             console.print(f"scenario [bold]{escape(loaded.name)}[/] from {escape(str(path))}")
@@ -117,12 +123,14 @@ def merge(
     shards: list[Path] = typer.Argument(..., help="Output folders of `synthface generate --shard i/n` runs of one plan."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the merged dataset."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty --out."),
+    output_format: str = typer.Option("folder", "--format", help="Format of the merged dataset: folder, webdataset or parquet (the shards may be in any)."),
+    pack_size: str = typer.Option(DEFAULT_PACK_SIZE, "--pack-size", help="Per webdataset/parquet file: a number of samples (1000) or a size (500MB, 1GB)."),
 ) -> None:
     """Join shards of one generation plan into one dataset."""
     from synthface.generate import merge_shards
 
     with user_errors():
-        table = merge_shards(list(shards), out, overwrite)
+        table = merge_shards(list(shards), out, overwrite, output_format, pack_size)
     console.print(f"[green]merged[/] {len(shards)} shards: {len(table)} images in {out}")
 
 

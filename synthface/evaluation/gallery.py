@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from synthface.evaluation import plots
-from synthface.evaluation.inference import Predictions, load_occlusion_maps
+from synthface.evaluation.inference import Predictions, load_occlusion_maps, read_listed_image
 from synthface.evaluation.metrics import HEADS
 from synthface.evaluation.saliency import overlay
 from synthface.taxonomy import MASK_STATES
@@ -34,9 +34,7 @@ def _caption(row: pd.Series) -> str:
 
 
 def _load_face(data: Path, file_name: str, size: int = TILE_SIZE) -> np.ndarray:
-    bgr = cv2.imread(str(data / file_name), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise FileNotFoundError(f"could not read image {data / file_name}")
+    bgr = read_listed_image(data, file_name, cv2.IMREAD_COLOR)
     return cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (size, size), interpolation=cv2.INTER_AREA)
 
 

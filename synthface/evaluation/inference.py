@@ -15,9 +15,11 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from synthface.dataset import DatasetError, read_metadata, read_split, validate_for_training
+from synthface.dataset import DatasetError, check_images, read_metadata, read_split, validate_for_training
 from synthface.evaluation.metrics import CLASSIFICATION_HEADS, HEADS, pred_column, prob_column
 from synthface.evaluation.saliency import GradCam, gradcam_layer, mass_on_region
+from synthface.formats import Reader, open_dataset
+from synthface.images import decode_image
 from synthface.progress import progress_bar
 from synthface.taxonomy import convert_race
 
@@ -46,15 +48,13 @@ class FaceImages:
         self.root = Path(root)
         self.file_names = file_names
         self.transform = transform
+        self.reader = open_dataset(self.root)  # image files, tar shards or parquet (synthface.formats)
 
     def __len__(self) -> int:
         return len(self.file_names)
 
     def __getitem__(self, index: int):
-        path = self.root / self.file_names[index]
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise DatasetError(f"{self.root}: cannot read image {self.file_names[index]} listed in the metadata")
+        bgr = read_listed_image(self.root, self.file_names[index], cv2.IMREAD_COLOR, self.reader)
         return self.transform(image=cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))["image"]
 
 
@@ -98,9 +98,7 @@ def load_rows_for_model(root: Path, split: str, info: dict) -> tuple[pd.DataFram
     if part.empty:
         raise DatasetError(f"{root}: split 'test' has no rows (splits present: {present}), and none of its faces is "
                            "one the checkpoint held out from training; pass --split, or generate a dataset with a test split")
-    missing = [name for name in part["file_name"] if not (root / name).is_file()]
-    if missing:
-        raise DatasetError(f"{root}: {len(missing)} image file(s) listed in the metadata do not exist, e.g. {missing[:3]}")
+    check_images(root, part)
     note = (f"{root} has no 'test' split: scored on the {len(part)} images of the {part['source_id'].nunique()} "
             "source face(s) this model was validated on (held out from training, never trained on); they also "
             "chose the best checkpoint, so read these as validation figures, not a test")
@@ -178,14 +176,17 @@ def predict_dataset(
 def iter_occlusion_maps(root: Path, table: pd.DataFrame):
     """Each row's occlusion map (uint8, 255 = covered), or None when the row records none."""
     names = table["occlusion_file"].fillna("").astype(str) if "occlusion_file" in table.columns else [""] * len(table)
+    reader = open_dataset(Path(root)) if any(names) else None
     for name in names:
-        if not name:
-            yield None
-            continue
-        region = cv2.imread(str(Path(root) / name), cv2.IMREAD_GRAYSCALE)
-        if region is None:
-            raise DatasetError(f"{root}: occlusion map {name} is listed in the metadata but cannot be read")
-        yield region
+        yield read_listed_image(root, name, cv2.IMREAD_GRAYSCALE, reader) if name else None
+
+
+def read_listed_image(root: Path, name: str, flags: int, reader: Reader | None = None) -> np.ndarray:
+    """An image the metadata lists, decoded (BGR, or grey with IMREAD_GRAYSCALE), in any dataset format."""
+    try:
+        return decode_image((reader or open_dataset(Path(root))).read(name), flags, max_pixels=None)
+    except ValueError as error:
+        raise DatasetError(f"{root}: cannot read {name} listed in the metadata ({error})") from None
 
 
 def load_occlusion_maps(root: Path, table: pd.DataFrame) -> list[np.ndarray | None]:

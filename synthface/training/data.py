@@ -18,6 +18,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from synthface.dataset import DatasetError, metadata_file, read_metadata, read_split
+from synthface.formats import open_dataset
+from synthface.images import decode_image
 from synthface.taxonomy import GENDERS, MASK_CLASSES, MASK_STATES, races
 from synthface.training import transforms as T
 from synthface.training.recipe import Recipe
@@ -143,7 +145,8 @@ class FaceDataset(Dataset):
 
     def __init__(self, root: Path | str, table: pd.DataFrame, labels: LabelMaps, transform) -> None:
         self.root = Path(root)
-        self.files = [str(self.root / f) for f in table["file_name"]]
+        self.files = [str(f) for f in table["file_name"]]
+        self.reader = open_dataset(self.root)  # image files, tar shards or parquet (synthface.formats)
         self.targets = encode_targets(table, labels)
         self.transform = transform
 
@@ -156,9 +159,10 @@ class FaceDataset(Dataset):
             index = key.index
         else:
             index = int(key)
-        bgr = cv2.imread(self.files[index], cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise DatasetError(f"could not decode image {self.files[index]}")
+        try:
+            bgr = decode_image(self.reader.read(self.files[index]), cv2.IMREAD_COLOR, max_pixels=None)
+        except ValueError as error:
+            raise DatasetError(f"could not decode image {self.root / self.files[index]}: {error}") from None
         image = self.transform(image=cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))["image"]
         if isinstance(image, np.ndarray):
             image = torch.from_numpy(np.ascontiguousarray(image))
