@@ -210,15 +210,18 @@ def add_capture_noise(image_rgb: np.ndarray, weight: np.ndarray, capture: Captur
     y1, x1 = min((rows[-1] // 16 + 2) * 16, height), min((cols[-1] // 16 + 2) * 16, width)
     out, box_weight = image_rgb[y0:y1, x0:x1], weight[y0:y1, x0:x1, None]
     if noisy:
-        rng = np.random.default_rng(seed)
-        grain = rng.standard_normal(box_weight.shape, dtype=np.float32) * capture.noise_std
-        chroma = rng.standard_normal((*box_weight.shape[:2], 3), dtype=np.float32) * (0.3 * capture.noise_std)
-        out = np.clip(out.astype(np.float32) + (grain + chroma) * box_weight + 0.5, 0, 255).astype(np.uint8)
+        # OpenCV's seeded generator: a third of numpy's time for the same normals (it is thread-local).
+        cv2.setRNGSeed(int(seed) % 2**31)
+        normals = cv2.randn(np.empty((y1 - y0, (x1 - x0) * 4), np.float32), 0.0, 1.0).reshape(y1 - y0, x1 - x0, 4)
+        # One luminance grain shared by the channels, plus a weaker per-channel (chroma) part.
+        noise = (normals[..., :1] * capture.noise_std + normals[..., 1:] * (0.3 * capture.noise_std)) * box_weight
+        out = cv2.add(out, noise, dtype=cv2.CV_8U)  # rounded and saturated
     if jpeg:
         ok, data = cv2.imencode(".jpg", cv2.cvtColor(out, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, capture.jpeg_quality])
         if ok:
-            decoded = cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB).astype(np.float32)
-            out = np.clip(out + (decoded - out) * box_weight + 0.5, 0, 255).astype(np.uint8)
+            decoded = cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+            layer = np.ascontiguousarray(box_weight[..., 0])
+            out = cv2.blendLinear(decoded, out, layer, 1 - layer)
     result = image_rgb.copy()
     result[y0:y1, x0:x1] = out
     return result
