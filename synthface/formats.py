@@ -22,8 +22,8 @@ import re
 import shutil
 import tarfile
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import groupby
 from pathlib import Path
 
 import numpy as np
@@ -78,14 +78,23 @@ def base_id(sample_id: str) -> str:
     return sample_id[: -len(TWIN_SUFFIX)] if sample_id.endswith(TWIN_SUFFIX) else sample_id
 
 
-def sample_groups(table: pd.DataFrame) -> list[list[int]]:
-    """Row positions per sample, in table order: a sample's row, then its twin's (finalise_table
-    puts them next to each other), so a pair never spans two files."""
+def sample_starts(table: pd.DataFrame) -> list[int]:
+    """The first row of each sample, in table order, then len(table): a sample's row is followed by
+    its twin's (finalise_table puts them next to each other), and a pair never spans two files."""
     bases = [base_id(str(sample_id)) for sample_id in table["sample_id"]]
-    groups = [[position for position, _ in rows] for _, rows in groupby(enumerate(bases), key=lambda item: item[1])]
-    if len(groups) != len(set(bases)):
+    starts = [position for position, (base, before) in enumerate(zip(bases, [None, *bases])) if base != before]
+    if len(starts) != len(set(bases)):
         raise DatasetError("metadata rows of one sample are not next to each other; cannot pack it")
-    return groups
+    return [*starts, len(bases)]
+
+
+CHUNK_ROWS = 1000  # rows turned into dicts at a time while packing (a whole table of them would not fit)
+
+
+def records(table: pd.DataFrame) -> Iterator[dict]:
+    """The rows of `table` as dicts, a chunk at a time."""
+    for start in range(0, len(table), CHUNK_ROWS):
+        yield from table.iloc[start:start + CHUNK_ROWS].to_dict("records")
 
 
 def file_columns(row: dict) -> list[tuple[str, str]]:
@@ -114,10 +123,6 @@ def typed_table(table: pd.DataFrame) -> pd.DataFrame:
         if name in table.columns:
             table[name] = table[name].astype(dtype)
     return table
-
-
-def rows_of(table: pd.DataFrame, positions: list[int]) -> list[dict]:
-    return [table.iloc[position].to_dict() for position in positions]
 
 
 # --- the formats ---------------------------------------------------------------------------------
@@ -163,7 +168,13 @@ class Format:
             return []
         return sorted(path for path in Path(root).glob(f"data-*{self.suffix}") if DATA_FILE.match(path.name))
 
-    def write_file(self, handle, root: Path, table: pd.DataFrame, groups: list[list[int]]) -> None:
+    def prepare(self, table: pd.DataFrame):
+        """What every file of one packing shares (parquet: the schema, from the whole table, so
+        that all files agree), passed to write_file."""
+        return None
+
+    def write_file(self, handle, root: Path, rows: pd.DataFrame, shared) -> None:
+        """Write the samples of `rows` (whole samples, in order) into the open file `handle`."""
         raise NotImplementedError
 
     def reader(self, root: Path) -> Reader:
@@ -262,15 +273,14 @@ class WebDataset(Format):
     name = "webdataset"
     suffix = ".tar"
 
-    def write_file(self, handle, root: Path, table: pd.DataFrame, groups: list[list[int]]) -> None:
+    def write_file(self, handle, root: Path, rows: pd.DataFrame, shared) -> None:
         with tarfile.open(fileobj=handle, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for positions in groups:
-                for row in rows_of(table, positions):
-                    for _, name in file_columns(row):
-                        data = inside(root, name).read_bytes()
-                        tar.addfile(tar_entry(tar_member(name), len(data)), io.BytesIO(data))
-                    data = row_json(row)
-                    tar.addfile(tar_entry(json_member(row["file_name"]), len(data)), io.BytesIO(data))
+            for row in records(rows):
+                for _, name in file_columns(row):
+                    data = inside(root, name).read_bytes()
+                    tar.addfile(tar_entry(tar_member(name), len(data)), io.BytesIO(data))
+                data = row_json(row)
+                tar.addfile(tar_entry(json_member(row["file_name"]), len(data)), io.BytesIO(data))
 
     def reader(self, root: Path) -> Reader:
         return TarReader(self.data_files(root))
@@ -294,8 +304,8 @@ def image_type():
 
 class ParquetReader(Reader):
     """Random access into parquet files: an index of (file, row group, row) per listed file, then
-    one row group's image column read per miss (kept in a small cache, since nearby rows are
-    often asked for together)."""
+    one row group's image column read per miss (a few kept, since nearby rows are often asked for
+    together). Parquet has no finer random access: a shuffled read costs a row group (100 images)."""
 
     def __init__(self, files: list[Path]) -> None:
         import pyarrow.parquet as pq
@@ -311,12 +321,14 @@ class ParquetReader(Reader):
                     if occlusion:
                         self.index[occlusion] = (number, group, row, "occlusion")
         self._cache: OrderedDict = OrderedDict()
+        self._opened: dict = {}  # file number -> ParquetFile (its footer parsed once)
+        self._pid = os.getpid()
 
     def __getstate__(self):
         return {"files": self.files, "index": self.index}
 
     def __setstate__(self, state) -> None:
-        self.__dict__.update(state, _cache=OrderedDict())
+        self.__dict__.update(state, _cache=OrderedDict(), _opened={}, _pid=os.getpid())
 
     def has(self, name: str) -> bool:
         return name in self.index
@@ -329,19 +341,26 @@ class ParquetReader(Reader):
         except KeyError:
             raise DatasetError(f"{name} is listed in the metadata but in none of the parquet files") from None
         key = (number, group, column)
+        if self._pid != os.getpid():  # a forked worker opens its own files
+            self._opened, self._cache, self._pid = {}, OrderedDict(), os.getpid()
         values = self._cache.get(key)
         if values is None:
-            values = pq.ParquetFile(self.files[number]).read_row_group(group, columns=[column]).column(0)
+            if number not in self._opened:
+                self._opened[number] = pq.ParquetFile(self.files[number])
+            values = self._opened[number].read_row_group(group, columns=[column]).column(0).combine_chunks().field("bytes")
             self._cache[key] = values
-            while len(self._cache) > 4:
+            while len(self._cache) > 8:
                 self._cache.popitem(last=False)
         self._cache.move_to_end(key)
-        return values[row]["bytes"].as_py()
+        return values[row].as_py()
 
 
 class Parquet(Format):
     name = "parquet"
     suffix = ".parquet"
+
+    def prepare(self, table: pd.DataFrame):
+        return self.schema(table)
 
     def schema(self, table: pd.DataFrame):
         """The metadata columns (typed as pandas writes them), then `image` and `occlusion` as
@@ -353,25 +372,25 @@ class Parquet(Format):
         features = {"info": {"features": {"image": {"_type": "Image"}, "occlusion": {"_type": "Image"}}}}
         return schema.with_metadata({**(schema.metadata or {}), b"huggingface": json.dumps(features).encode()})
 
-    def write_file(self, handle, root: Path, table: pd.DataFrame, groups: list[list[int]]) -> None:
+    def write_file(self, handle, root: Path, rows: pd.DataFrame, shared) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        schema = self.schema(table)
-        metadata_columns = list(table.columns)
-        positions = [position for group in groups for position in group]
+        schema = shared
+        metadata_columns = list(rows.columns)
+        metadata_schema = pa.schema([schema.field(name) for name in metadata_columns])
         # Images are JPEG/PNG already: no compression, dictionary or statistics for them.
         with pq.ParquetWriter(handle, schema, compression={name: "zstd" for name in metadata_columns} | {"image": "none", "occlusion": "none"},
                               use_dictionary=metadata_columns, write_statistics=metadata_columns) as writer:
-            for start in range(0, len(positions), ROW_GROUP_ROWS):
-                part = table.iloc[positions[start:start + ROW_GROUP_ROWS]]
+            for start in range(0, len(rows), ROW_GROUP_ROWS):
+                part = rows.iloc[start:start + ROW_GROUP_ROWS]
                 images, occlusions = [], []
                 for row in part.to_dict("records"):
                     images.append({"bytes": inside(root, row["file_name"]).read_bytes(), "path": row["file_name"]})
                     occlusion = row.get("occlusion_file")
                     occlusions.append({"bytes": inside(root, occlusion).read_bytes(), "path": occlusion}
                                       if isinstance(occlusion, str) and occlusion else None)
-                columns = pa.Table.from_pandas(part, schema=pa.Schema.from_pandas(table, preserve_index=False), preserve_index=False)
+                columns = pa.Table.from_pandas(part, schema=metadata_schema, preserve_index=False)
                 batch = columns.append_column(schema.field("image"), pa.array(images, image_type()))
                 batch = batch.append_column(schema.field("occlusion"), pa.array(occlusions, image_type()))
                 writer.write_table(batch.replace_schema_metadata(schema.metadata))
@@ -428,30 +447,32 @@ def open_dataset(root: Path) -> Reader:
 
 
 # --- packing --------------------------------------------------------------------------------------
-def plan_files(root: Path, table: pd.DataFrame, size: PackSize) -> list[list[list[int]]]:
-    """Samples (row groups of sample + twin) per packed file, in table order. By bytes, a file
-    closes before the sample that would take it past the size (a file holds at least one sample)."""
-    groups = sample_groups(table)
+def plan_files(root: Path, table: pd.DataFrame, size: PackSize) -> list[tuple[int, int]]:
+    """The table rows [start, stop) of each packed file, in order; files hold whole samples (a
+    sample and its twin). By bytes, a file closes before the sample that would take it past the
+    size (a file holds at least one sample); sizes count the files and the JSON row, plus a tar
+    header per member."""
+    starts = sample_starts(table)
     if size.samples:
-        return [groups[start:start + size.samples] for start in range(0, len(groups), size.samples)]
-    files: list[list[list[int]]] = [[]]
-    used = 0
-    for positions in groups:
-        need = 0
-        for row in rows_of(table, positions):
-            need += sum(inside(root, name).stat().st_size + 1024 for _, name in file_columns(row)) + len(row_json(row)) + 1024
-        if files[-1] and used + need > size.bytes:
-            files.append([])
-            used = 0
-        files[-1].append(positions)
+        return [(starts[i], starts[min(i + size.samples, len(starts) - 1)]) for i in range(0, len(starts) - 1, size.samples)]
+    row_bytes = [sum(inside(root, name).stat().st_size + 1024 for _, name in file_columns(row)) + len(row_json(row)) + 1024
+                 for row in records(table)]
+    files, first, used = [], 0, 0
+    for start, stop in zip(starts, starts[1:]):
+        need = sum(row_bytes[start:stop])
+        if start > first and used + need > size.bytes:
+            files.append((first, start))
+            first, used = start, 0
         used += need
-    return [file for file in files if file]
+    if len(table):
+        files.append((first, len(table)))
+    return files
 
 
-def file_digest(fmt: Format, table: pd.DataFrame, groups: list[list[int]]) -> str:
+def file_digest(fmt: Format, table: pd.DataFrame, start: int, stop: int) -> str:
     """What decides a packed file's bytes, given one plan (generate refuses to mix plans): the
     format and the samples in it."""
-    ids = [str(table.iloc[position]["sample_id"]) for positions in groups for position in positions]
+    ids = table["sample_id"].iloc[start:stop].astype(str).tolist()
     return hashlib.sha256(json.dumps([fmt.name, PACK_VERSION, ids]).encode()).hexdigest()
 
 
@@ -472,6 +493,7 @@ def pack(out: Path, table: pd.DataFrame, name: str, size: PackSize, run_dir: Pat
     written: list[Path] = []
     if fmt.suffix:
         files = plan_files(out, table, size)
+        shared = fmt.prepare(table)
         journal = (run_dir or out) / PACK_JOURNAL
         done = {}
         if journal.exists():
@@ -483,12 +505,12 @@ def pack(out: Path, table: pd.DataFrame, name: str, size: PackSize, run_dir: Pat
                     continue  # a line cut short by a kill
         journal.parent.mkdir(parents=True, exist_ok=True)
         with open(journal, "a") as log, progress_bar(f"packing {fmt.name}", len(files), quiet) as advance:
-            for number, groups in enumerate(files):
+            for number, (start, stop) in enumerate(files):
                 path = out / data_file_name(number, fmt)
-                digest = file_digest(fmt, table, groups)
+                digest = file_digest(fmt, table, start, stop)
                 if not (path.is_file() and done.get(path.name) == digest):
                     with staged_file(path) as (handle, tmp):
-                        fmt.write_file(handle, out, table, groups)
+                        fmt.write_file(handle, out, table.iloc[start:stop], shared)
                         handle.close()
                         os.replace(tmp, path)
                     log.write(json.dumps({"file": path.name, "digest": digest}) + "\n")

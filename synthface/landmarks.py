@@ -16,6 +16,7 @@ import sys
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -242,19 +243,24 @@ class CachedDetection:
     image_size: tuple[int, int] = (0, 0)  # (height, width) of the source image
 
 
+@lru_cache(maxsize=8)
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 class LandmarkCache:
     """Per-image detection results on disk, keyed by file identity and model.
 
     The key covers the absolute path, size and modification time of the image and the
-    model's identity, so an edited image or another model is detected afresh.
+    model's content (its sha256: a reinstall or another checkout of the same model keeps the
+    cache), so an edited image or another model is detected afresh.
     """
 
     def __init__(self, root: Path | None = None, model_path: Path | None = None):
         self.root = Path(root) if root else cache_dir() / "landmarks"
         model = Path(model_path) if model_path else BUNDLED_MODEL
         self.model_path = model
-        stat = model.stat()
-        self._model_tag = f"{model.name}:{stat.st_size}:{stat.st_mtime_ns}:{CACHE_VERSION}"
+        self._model_tag = f"{_file_sha256(model)}:{CACHE_VERSION}"
         self.remove_stale_temporaries()
 
     @property

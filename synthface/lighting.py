@@ -420,8 +420,21 @@ def _local_relief_points() -> np.ndarray:
     return np.flatnonzero((np.abs(face[:, 0]) < 0.36) & (face[:, 1] > 0.03) & (face[:, 1] < 0.74))
 
 
+_EXPONENTS = [(i, j) for i in range(SURFACE_DEGREE + 1) for j in range(SURFACE_DEGREE + 1 - i)]  # u**i * v**j
+
+
+def _powers(x: np.ndarray) -> list[np.ndarray]:
+    """x**0 .. x**SURFACE_DEGREE by repeated products (numpy's general `**` is far slower)."""
+    powers = [np.ones_like(x), x]
+    for _ in range(SURFACE_DEGREE - 1):
+        powers.append(powers[-1] * x)
+    return powers
+
+
 def _poly_terms(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    return np.stack([u ** i * v ** j for i in range(SURFACE_DEGREE + 1) for j in range(SURFACE_DEGREE + 1 - i)], axis=-1)
+    """The polynomial's terms (N, len(_EXPONENTS)) at scattered points."""
+    u_pow, v_pow = _powers(u), _powers(v)
+    return np.stack([u_pow[i] * v_pow[j] for i, j in _EXPONENTS], axis=-1)
 
 
 def _surface_normals(grid_xy: np.ndarray, grid_h: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -433,8 +446,11 @@ def _surface_normals(grid_xy: np.ndarray, grid_h: np.ndarray, weights: np.ndarra
     root = np.sqrt(weights)[:, None]
     coefficients, *_ = np.linalg.lstsq(terms * root, grid_h * root[:, 0], rcond=1e-6)
     cells = (np.arange(GRID_CELLS, dtype=np.float64) - centre[None, :].T) / half  # (2, G): x and y of each cell
-    u, v = np.meshgrid(cells[0], cells[1])
-    surface = _poly_terms(u, v) @ coefficients
+    # On the grid the polynomial separates: surface[row, col] = sum c_ij u[col]**i v[row]**j = V C U^T.
+    by_power = np.zeros((SURFACE_DEGREE + 1, SURFACE_DEGREE + 1))
+    for (i, j), c in zip(_EXPONENTS, coefficients):
+        by_power[j, i] = c
+    surface = np.stack(_powers(cells[1]), axis=1) @ by_power @ np.stack(_powers(cells[0]), axis=0)
     dh_dy, dh_dx = np.gradient(surface)
     normal = np.stack([-dh_dx, -dh_dy, np.ones_like(surface)])
     return normal / np.linalg.norm(normal, axis=0)

@@ -155,11 +155,11 @@ def test_a_crash_while_packing_resumes_to_the_same_bytes(outputs, scenario_file,
     write = formats.WebDataset.write_file
     calls = []
 
-    def crash_on_third(self, handle, root, table, groups):
+    def crash_on_third(self, handle, root, rows, shared):
         calls.append(1)
         if len(calls) == 3:
             raise KeyboardInterrupt  # what Ctrl-C mid-packing raises
-        write(self, handle, root, table, groups)
+        write(self, handle, root, rows, shared)
 
     monkeypatch.setattr(formats.WebDataset, "write_file", crash_on_third)
     crashed = runner.invoke(app, ["generate", str(scenario_file), "--out", str(out), "--workers", "1", "--quiet",

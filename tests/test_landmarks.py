@@ -82,6 +82,25 @@ def test_cache_round_trip_and_invalidation(tmp_path, detector, astronaut):
     assert cache.get(image_file) is None
 
 
+def test_cache_survives_a_reinstall_of_the_same_model_and_not_another_model(tmp_path):
+    """The model is identified by its content: a fresh checkout or reinstall (new path, new mtime)
+    keeps the cache; a different model does not share it."""
+    import shutil
+
+    from synthface.landmarks import BUNDLED_MODEL
+
+    image_file = tmp_path / "face.png"
+    image_file.write_bytes(b"not read by the cache key")
+    LandmarkCache(tmp_path / "cache").put(image_file, CachedDetection(None, "no face found", (10, 10)))
+    reinstalled = tmp_path / "elsewhere" / BUNDLED_MODEL.name
+    reinstalled.parent.mkdir()
+    shutil.copyfile(BUNDLED_MODEL, reinstalled)  # new path, new mtime, same bytes
+    assert LandmarkCache(tmp_path / "cache", reinstalled).get(image_file).reason == "no face found"
+    other = tmp_path / "other.task"
+    other.write_bytes(BUNDLED_MODEL.read_bytes() + b"\0")
+    assert LandmarkCache(tmp_path / "cache", other).get(image_file) is None
+
+
 def test_model_resolution_errors(tmp_path, monkeypatch):
     assert resolve_model_path().name == "face_landmarker.task"
     with pytest.raises(LandmarkerError, match="does not exist"):

@@ -98,10 +98,14 @@ def tuck_map(maps: np.ndarray, origin: np.ndarray, ppu: float, to_template: np.n
     if wear_style not in TUCK:
         return maps
     affine, shift = to_template[:, :2], to_template[:, 2]
-    flat = maps.reshape(-1, 2).astype(np.float64) / ppu + origin - shift
-    face_xy = flat @ np.linalg.inv(affine).T
-    tucked = tuck_under_chin(face_xy, wear_style, limit, reach)
-    return ((tucked @ affine.T + shift - origin) * ppu).astype(np.float32).reshape(maps.shape)
+    flat = maps.reshape(-1, 2)
+    face_xy = (flat.astype(np.float64) / ppu + origin - shift) @ np.linalg.inv(affine).T
+    # Only pixels below the jaw line's highest point can move; the rest keep their map exactly.
+    moving = np.flatnonzero(face_xy[:, 1] > _jaw_line()[1].min())
+    tucked = tuck_under_chin(face_xy[moving], wear_style, limit, reach)
+    out = flat.astype(np.float32, copy=True)
+    out[moving] = (tucked @ affine.T + shift - origin) * ppu
+    return out.reshape(maps.shape)
 
 
 def tuck_under_chin(face_xy: np.ndarray, wear_style: str, limit: float, reach: float) -> np.ndarray:
