@@ -102,23 +102,24 @@ def _run_generate(scenario: Scenario, options: GenerateOptions, library=None) ->
     cache = LandmarkCache(options.cache_dir, model_path)
     executor = make_executor(options.executor, options.workers, options.ray_address)
     try:
-        return _run_stages(scenario, options, library, executor, cache, model_path, started)
+        return _run_stages(scenario, options, library, executor, cache, model_path, started, time.perf_counter() - started)
     finally:
         executor.close()
 
 
 def _run_stages(scenario: Scenario, options: GenerateOptions, library, executor: Executor, cache: LandmarkCache,
-                model_path: Path, started: float) -> GenerateResult:
+                model_path: Path, started: float, executor_seconds: float) -> GenerateResult:
     from synthface import formats
     from synthface.maskfit import MaskLibrary
     from synthface.report import build_report, write_report
 
     pack_size = formats.parse_pack_size(options.pack_size)
+    pool_started = time.perf_counter()
     library = library or MaskLibrary.load(options.mask_dirs)
     faces, landmarks, pool_report = build_pool(scenario, scenario.sources, cache, executor, model_path, options.quiet)
     if not faces:
         raise GenerateError(f"no usable face in the pool ({pool_report.n_inputs} inputs; reasons: {pool_report.reasons()})")
-    pool_seconds = time.perf_counter() - started
+    pool_seconds = time.perf_counter() - pool_started
     plan = build_plan(scenario, faces, wear_styles_of={name: library.get(name).wear_styles for name in library.names()})
     if scenario.balance.on_shortfall == "error" or options.dry_run:
         planned = build_report(scenario, plan, pool_report, None, [])
@@ -152,7 +153,7 @@ def _run_stages(scenario: Scenario, options: GenerateOptions, library, executor:
 
         contact_sheet(out, table, scenario.preview_samples)
     formats.drop_staged(out, options.output_format)  # last: the preview above reads the staged images
-    timing = {"executor": executor.name, "workers": executor.workers, "pool_seconds": pool_seconds, "render_seconds": render_seconds,
+    timing = {"executor": executor.name, "workers": executor.workers, "executor_start_seconds": executor_seconds, "pool_seconds": pool_seconds, "render_seconds": render_seconds,
               "rendered_samples": len(todo),
               "rendered_images": len(rendered), "total_seconds": time.perf_counter() - started}
     atomic_write_bytes(out / RUN_DIR / TIMING, json.dumps(timing, indent=1).encode())
