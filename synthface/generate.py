@@ -30,6 +30,7 @@ from synthface.dataset import (
 from synthface.errors import UserError
 from synthface.executors import Executor, WorkerJob, make_executor
 from synthface.formats import DEFAULT_PACK_SIZE
+from synthface.landmark_table import LandmarkTable
 from synthface.landmarks import LandmarkCache, resolve_model_path
 from synthface.paths import UnsafePathError, inside
 from synthface.plan import Plan, SampleSpec, build_plan, shard
@@ -66,6 +67,7 @@ class GenerateOptions:
     pack_size: str = DEFAULT_PACK_SIZE  # samples or bytes per packed file, e.g. "1000" or "500MB"
     executor: str = "local"  # where detection and rendering run: "local" (process pool) or "ray" (synthface.executors)
     ray_address: str | None = None  # --executor ray: "auto", "ray://HOST:PORT", or None for a Ray instance of this run
+    landmark_table: Path | None = None  # a shared landmark table (synthface detect --cache DIR) instead of the per-user cache
 
 
 @dataclass
@@ -99,7 +101,7 @@ def _run_generate(scenario: Scenario, options: GenerateOptions, library=None) ->
     formats.parse_pack_size(options.pack_size)
     started = time.perf_counter()
     model_path = resolve_model_path(options.landmarker)
-    cache = LandmarkCache(options.cache_dir, model_path)
+    cache = LandmarkTable(options.landmark_table, model_path) if options.landmark_table else LandmarkCache(options.cache_dir, model_path)
     executor = make_executor(options.executor, options.workers, options.ray_address)
     try:
         return _run_stages(scenario, options, library, executor, cache, model_path, started, time.perf_counter() - started)
@@ -107,7 +109,7 @@ def _run_generate(scenario: Scenario, options: GenerateOptions, library=None) ->
         executor.close()
 
 
-def _run_stages(scenario: Scenario, options: GenerateOptions, library, executor: Executor, cache: LandmarkCache,
+def _run_stages(scenario: Scenario, options: GenerateOptions, library, executor: Executor, cache: LandmarkCache | LandmarkTable,
                 model_path: Path, started: float, executor_seconds: float) -> GenerateResult:
     from synthface import formats
     from synthface.maskfit import MaskLibrary

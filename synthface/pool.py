@@ -15,6 +15,7 @@ from pathlib import Path
 
 from synthface.executors import Executor, LocalExecutor, WorkerJob
 from synthface.images import read_image_rgb
+from synthface.landmark_table import LandmarkTable
 from synthface.landmarks import BUNDLED_MODEL, CachedDetection, FaceLandmarks, LandmarkCache, LandmarkDetector
 from synthface.plan import PoolFace
 from synthface.progress import progress_bar
@@ -75,7 +76,7 @@ class _InProcessDetector:
             self.detector.close()
 
 
-def detect_all(paths: list[Path], cache: LandmarkCache, executor: Executor | int, model_path: Path | None,
+def detect_all(paths: list[Path], cache: LandmarkCache | LandmarkTable, executor: Executor | int, model_path: Path | None,
                quiet: bool = False) -> dict[Path, CachedDetection]:
     """Landmarks for every path, from the cache or detected on `executor` (or that many local processes) and cached."""
     executor = LocalExecutor(executor) if isinstance(executor, int) else executor
@@ -101,6 +102,7 @@ def detect_all(paths: list[Path], cache: LandmarkCache, executor: Executor | int
                 advance()
     finally:
         inline.close()
+        cache.flush()  # also on Ctrl-C or an error: detections made so far are kept
     return results
 
 
@@ -161,7 +163,7 @@ def find_identical(faces: list[PoolFace]) -> list[dict]:
     return sorted(found, key=lambda group: (not group["conflict"], group["files"]))
 
 
-def build_pool(scenario: Scenario, sources: list[SourceSpec], cache: LandmarkCache, executor: Executor | int,
+def build_pool(scenario: Scenario, sources: list[SourceSpec], cache: LandmarkCache | LandmarkTable, executor: Executor | int,
                model_path: Path | None = None, quiet: bool = False) -> tuple[list[PoolFace], list[FaceLandmarks], PoolReport]:
     """Read the sources, detect landmarks, and split records into usable faces and skipped inputs.
 
@@ -196,3 +198,17 @@ def build_pool(scenario: Scenario, sources: list[SourceSpec], cache: LandmarkCac
                 landmarks.append(detection.face)
     report.identical_photos = find_identical(faces)
     return faces, landmarks, report
+
+
+def detect_pool(sources: list[SourceSpec], table: LandmarkTable, executor: Executor | int, model_path: Path | None = None,
+                quiet: bool = False) -> dict[str, int]:
+    """`synthface detect`: landmarks of every image of the sources into `table`; counts for the summary."""
+    records, skipped = [], 0
+    for spec in sources:
+        scan = load_source(spec)
+        records.extend(scan.records)
+        skipped += len(scan.skipped)
+    known = len(table)
+    detections = detect_all([record.path for record in records], table, executor, model_path, quiet)
+    return {"images": len(detections), "faces": sum(d.face is not None for d in detections.values()),
+            "detected": len(table) - known, "skipped": skipped, "rows": len(table)}
