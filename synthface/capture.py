@@ -87,6 +87,16 @@ def _face_region(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return facemesh.polygon_mask(points, facemesh.FACE_OVAL, shape)
 
 
+def gradient_magnitude(image: np.ndarray) -> np.ndarray:
+    """Sobel gradient magnitude (float32), the same bits wherever the array lies in memory.
+
+    Not cv2.magnitude: its vectorised square root differs in the last bit from its scalar one, and
+    which pixels take which path depends on the buffer's alignment, so the same photo gave other
+    estimates (and other image bytes) from run to run and worker to worker."""
+    gx, gy = cv2.Sobel(image, cv2.CV_32F, 1, 0), cv2.Sobel(image, cv2.CV_32F, 0, 1)
+    return np.sqrt(gx * gx + gy * gy)
+
+
 def estimate_blur(gray: np.ndarray, region: np.ndarray, noise_std: float = 0.0) -> float:
     """Gaussian sigma of the photo's softness from its edges, as this estimator sees it.
 
@@ -100,8 +110,7 @@ def estimate_blur(gray: np.ndarray, region: np.ndarray, noise_std: float = 0.0) 
     if denoise:
         image = cv2.GaussianBlur(image, (0, 0), denoise)
     reblurred = cv2.GaussianBlur(image, (0, 0), REBLUR_SIGMA)
-    g0 = cv2.magnitude(cv2.Sobel(image, cv2.CV_32F, 1, 0), cv2.Sobel(image, cv2.CV_32F, 0, 1))
-    g1 = cv2.magnitude(cv2.Sobel(reblurred, cv2.CV_32F, 1, 0), cv2.Sobel(reblurred, cv2.CV_32F, 0, 1))
+    g0, g1 = gradient_magnitude(image), gradient_magnitude(reblurred)
     # Only edges with a clear step: in flat skin the ratio is dominated by noise.
     strong = region & (g0 > max(40.0, 6.0 * noise_std)) & (g0 >= cv2.dilate(g0, np.ones((3, 3), np.uint8)))
     if strong.sum() < 20:
@@ -120,7 +129,7 @@ def estimate_noise(gray: np.ndarray, region: np.ndarray) -> float:
     image = gray.astype(np.float32)
     kernel = np.float32([[1, -2, 1], [-2, 4, -2], [1, -2, 1]])
     response = np.abs(cv2.filter2D(image, cv2.CV_32F, kernel))
-    gradient = cv2.magnitude(cv2.Sobel(image, cv2.CV_32F, 1, 0), cv2.Sobel(image, cv2.CV_32F, 0, 1))
+    gradient = gradient_magnitude(image)
     inside = region & (image > 20) & (image < 235)  # clipped pixels carry no noise
     if inside.sum() < 200:
         return 0.0
