@@ -101,6 +101,5 @@ def _soften_outside(crop: np.ndarray, inside: np.ndarray, size: int) -> np.ndarr
                          (size, size), interpolation=cv2.INTER_LINEAR)
     fade = cv2.resize(cv2.resize(inside, (small, small), interpolation=cv2.INTER_AREA), (size, size), interpolation=cv2.INTER_LINEAR)
     # Photo pixels stay as they are; outside, the replicated edge fades into the blur.
-    weight = np.where(inside == 255, 255, fade).astype(np.float32)[..., None] / 255
-    mixed = crop.astype(np.float32) * weight + blurred.astype(np.float32) * (1 - weight)
-    return np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
+    weight = np.where(inside == 255, np.float32(1), fade.astype(np.float32) / 255)
+    return cv2.blendLinear(crop, blurred, weight, 1 - weight)  # one pass, rounded and saturated

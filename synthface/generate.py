@@ -9,12 +9,10 @@ atomically, from the journal, so a killed run never leaves a table that claims m
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import sys
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +28,9 @@ from synthface.dataset import (
     write_metadata,
 )
 from synthface.errors import UserError
+from synthface.executors import Executor, WorkerJob, make_executor
 from synthface.formats import DEFAULT_PACK_SIZE
+from synthface.landmark_table import LandmarkTable
 from synthface.landmarks import LandmarkCache, resolve_model_path
 from synthface.paths import UnsafePathError, inside
 from synthface.plan import Plan, SampleSpec, build_plan, shard
@@ -39,7 +39,6 @@ from synthface.progress import progress_bar
 from synthface.render import PoolLandmarks
 from synthface.runlock import LOCK_FILE, output_lock
 from synthface.scenario import Scenario, scenario_to_yaml
-from synthface.workers import guarded, worker_pool
 
 RUN_DIR = ".synthface-run"
 JOURNAL = "rows.jsonl"
@@ -66,6 +65,9 @@ class GenerateOptions:
     quiet: bool = False
     output_format: str = "folder"  # folder / webdataset / parquet (synthface.formats)
     pack_size: str = DEFAULT_PACK_SIZE  # samples or bytes per packed file, e.g. "1000" or "500MB"
+    executor: str = "local"  # where detection and rendering run: "local" (process pool) or "ray" (synthface.executors)
+    ray_address: str | None = None  # --executor ray: "auto", "ray://HOST:PORT", or None for a Ray instance of this run
+    landmark_table: Path | None = None  # a shared landmark table (synthface detect --cache DIR) instead of the per-user cache
 
 
 @dataclass
@@ -77,10 +79,6 @@ class GenerateResult:
     rendered: int = 0
     reused: int = 0
     failures: list[dict] = field(default_factory=list)
-
-
-def worker_count(requested: int) -> int:
-    return requested if requested > 0 else (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
 def run_generate(scenario: Scenario, options: GenerateOptions, library=None) -> GenerateResult:
@@ -98,20 +96,32 @@ def run_generate(scenario: Scenario, options: GenerateOptions, library=None) -> 
 
 def _run_generate(scenario: Scenario, options: GenerateOptions, library=None) -> GenerateResult:
     from synthface import formats
+
+    formats.get_format(options.output_format)  # a typo fails before any detection work
+    formats.parse_pack_size(options.pack_size)
+    started = time.perf_counter()
+    model_path = resolve_model_path(options.landmarker)
+    cache = LandmarkTable(options.landmark_table, model_path) if options.landmark_table else LandmarkCache(options.cache_dir, model_path)
+    executor = make_executor(options.executor, options.workers, options.ray_address)
+    try:
+        return _run_stages(scenario, options, library, executor, cache, model_path, started, time.perf_counter() - started)
+    finally:
+        executor.close()
+
+
+def _run_stages(scenario: Scenario, options: GenerateOptions, library, executor: Executor, cache: LandmarkCache | LandmarkTable,
+                model_path: Path, started: float, executor_seconds: float) -> GenerateResult:
+    from synthface import formats
     from synthface.maskfit import MaskLibrary
     from synthface.report import build_report, write_report
 
-    workers = worker_count(options.workers)
-    formats.get_format(options.output_format)  # a typo fails before any detection work
     pack_size = formats.parse_pack_size(options.pack_size)
-    started = time.perf_counter()
-    model_path = resolve_model_path(options.landmarker)
-    cache = LandmarkCache(options.cache_dir, model_path)
+    pool_started = time.perf_counter()
     library = library or MaskLibrary.load(options.mask_dirs)
-    faces, landmarks, pool_report = build_pool(scenario, scenario.sources, cache, workers, model_path, options.quiet)
+    faces, landmarks, pool_report = build_pool(scenario, scenario.sources, cache, executor, model_path, options.quiet)
     if not faces:
         raise GenerateError(f"no usable face in the pool ({pool_report.n_inputs} inputs; reasons: {pool_report.reasons()})")
-    pool_seconds = time.perf_counter() - started
+    pool_seconds = time.perf_counter() - pool_started
     plan = build_plan(scenario, faces, wear_styles_of={name: library.get(name).wear_styles for name in library.names()})
     if scenario.balance.on_shortfall == "error" or options.dry_run:
         planned = build_report(scenario, plan, pool_report, None, [])
@@ -129,7 +139,7 @@ def _run_generate(scenario: Scenario, options: GenerateOptions, library=None) ->
     todo = [spec for spec in samples if spec.sample_id not in done]
     render_started = time.perf_counter()
     pool_landmarks = PoolLandmarks.save(out / RUN_DIR, landmarks)
-    rendered = render_all(scenario, plan, library, options.mask_dirs, pool_landmarks, out, todo, workers, journal, failures, options.quiet)
+    rendered = render_all(scenario, plan, library, options.mask_dirs, pool_landmarks, out, todo, executor, journal, failures, options.quiet)
     render_seconds = time.perf_counter() - render_started
 
     rows = [row for spec in samples for row in done.get(spec.sample_id, [])] + rendered
@@ -145,7 +155,8 @@ def _run_generate(scenario: Scenario, options: GenerateOptions, library=None) ->
 
         contact_sheet(out, table, scenario.preview_samples)
     formats.drop_staged(out, options.output_format)  # last: the preview above reads the staged images
-    timing = {"workers": workers, "pool_seconds": pool_seconds, "render_seconds": render_seconds, "rendered_samples": len(todo),
+    timing = {"executor": executor.name, "workers": executor.workers, "executor_start_seconds": executor_seconds, "pool_seconds": pool_seconds, "render_seconds": render_seconds,
+              "rendered_samples": len(todo),
               "rendered_images": len(rendered), "total_seconds": time.perf_counter() - started}
     atomic_write_bytes(out / RUN_DIR / TIMING, json.dumps(timing, indent=1).encode())
     return GenerateResult(plan, pool_report, report, out, rendered=len(todo), reused=len(samples) - len(todo), failures=failures)
@@ -228,7 +239,7 @@ def read_journal(journal: Path, out: Path) -> tuple[dict[str, list[dict]], list[
     return done, failures
 
 
-# --- render workers ----------------------------------------------------------------------
+# --- render workers (what each worker of the executor runs) ------------------------------
 _context = None
 
 
@@ -249,23 +260,6 @@ def _init_worker(scenario_json: str, faces, mask_dirs, out: str) -> None:
     _context = RenderContext(scenario, faces, MaskLibrary.load(mask_dirs), landmarks, Path(out))
 
 
-@contextmanager
-def single_threaded_children():
-    """Spawned workers inherit the environment before they import numpy: one BLAS/OpenMP thread
-    each, since there is already one worker per core (more threads only fight over the cores)."""
-    names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-    saved = {name: os.environ.get(name) for name in names}
-    os.environ.update({name: "1" for name in names})
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def _render(spec: SampleSpec):
     from synthface.render import render_sample
 
@@ -273,35 +267,32 @@ def _render(spec: SampleSpec):
 
 
 def render_all(scenario: Scenario, plan: Plan, library, mask_dirs: tuple[Path, ...], landmarks, out: Path,
-               todo: list[SampleSpec], workers: int, journal: Path, failures: list[dict], quiet: bool) -> list[dict]:
-    """Render `todo`, journaling each finished sample; returns the new rows."""
+               todo: list[SampleSpec], executor: Executor, journal: Path, failures: list[dict], quiet: bool) -> list[dict]:
+    """Render `todo` on `executor`, journaling each finished sample as it comes back; returns the new rows."""
     from synthface.render import RenderContext, render_sample
 
     rows: list[dict] = []
     if not todo:
         return rows
     journal.parent.mkdir(parents=True, exist_ok=True)
-    pool = None
-    if workers <= 1 or len(todo) < 2 * workers:
-        context = RenderContext(scenario, plan.faces, library, landmarks, out)
-        outcomes = (render_sample(context, spec) for spec in todo)
-    else:
-        with single_threaded_children():
-            pool = worker_pool(workers, _init_worker, (scenario.model_dump_json(), plan.faces, tuple(mask_dirs), str(out)))
-        outcomes = pool.imap_unordered(guarded(_render), todo, chunksize=4)
-    try:
-        with open(journal, "a") as log, progress_bar("rendering", len(todo), quiet) as advance:
-            for outcome in outcomes:
-                sample_id = plan.samples[outcome.index].sample_id
-                log.write(json.dumps({"sample_id": sample_id, "rows": outcome.rows, "failures": outcome.failures}) + "\n")
-                log.flush()
-                rows.extend(outcome.rows)
-                failures.extend(outcome.failures)
-                advance()
-    finally:
-        if pool is not None:
-            pool.terminate()
-            pool.join()
+    # Workers get what they need to build their own RenderContext; paths absolute, for workers started elsewhere.
+    job = WorkerJob(_init_worker, (scenario.model_dump_json(), plan.faces, tuple(Path(d).absolute() for d in mask_dirs),
+                                   str(Path(out).absolute())), _render)
+    in_process = {}
+
+    def inline(spec: SampleSpec):
+        if "context" not in in_process:
+            in_process["context"] = RenderContext(scenario, plan.faces, library, landmarks, out)
+        return render_sample(in_process["context"], spec)
+
+    with open(journal, "a") as log, progress_bar("rendering", len(todo), quiet) as advance:
+        for _, outcome in executor.map_unordered(job, todo, inline):
+            sample_id = plan.samples[outcome.index].sample_id
+            log.write(json.dumps({"sample_id": sample_id, "rows": outcome.rows, "failures": outcome.failures}) + "\n")
+            log.flush()
+            rows.extend(outcome.rows)
+            failures.extend(outcome.failures)
+            advance()
     return rows
 
 

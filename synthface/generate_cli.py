@@ -56,9 +56,13 @@ def generate(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     output_format: str = typer.Option("folder", "--format", help="Output format: folder (one file per image), webdataset (tar shards) or parquet."),
     pack_size: str = typer.Option(DEFAULT_PACK_SIZE, "--pack-size", help="Per webdataset/parquet file: a number of samples (1000) or a size (500MB, 1GB)."),
+    executor: str = typer.Option("local", "--executor", help="Where detection and rendering run: local (process pool) or ray (Ray actors; pip install -e '.[cluster]')."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="--executor ray: 'auto' or ray://HOST:PORT of a running cluster; default: a Ray instance of this run with --workers CPUs."),
+    landmarks: Optional[Path] = typer.Option(None, "--landmarks", help="Shared landmark table folder (from `synthface detect`), keyed by image content; used instead of --cache-dir."),
 ) -> None:
     """Build a balanced synthetic masked-face dataset from a scenario."""
 
+    from synthface.executors import EXECUTORS
     from synthface.generate import GenerateOptions, run_generate
     from synthface.maskfit import MaskLibrary
     from synthface.paths import inside
@@ -66,6 +70,10 @@ def generate(
     from synthface.scenario import load_scenario
     from synthface.sources.base import parse_source_arg
 
+    if executor not in EXECUTORS:
+        raise typer.BadParameter(f"expected one of {', '.join(EXECUTORS)}, got {executor!r}", param_hint="--executor")
+    if ray_address and executor != "ray":
+        raise typer.BadParameter("--ray-address is for --executor ray", param_hint="--ray-address")
     target = out  # known once the scenario is loaded; a Ctrl-C before that has nothing to keep
     try:
         with user_errors():
@@ -79,6 +87,7 @@ def generate(
                 out=target, workers=workers, dry_run=dry_run, resume=resume, overwrite=overwrite,
                 shard=parse_shard(shard), mask_dirs=tuple(masks), landmarker=landmarker, cache_dir=cache_dir, quiet=quiet,
                 output_format=output_format, pack_size=pack_size,
+                executor=executor, ray_address=ray_address, landmark_table=landmarks,
             )
             console.print(f"scenario [bold]{escape(loaded.name)}[/] from {escape(str(path))}")
             result = run_generate(loaded, options, library)
@@ -126,6 +135,41 @@ def merge(
     console.print(f"[green]merged[/] {len(shards)} shards: {len(table)} images in {out}")
 
 
+def detect(
+    pools: list[str] = typer.Argument(..., help="Face pools as KIND:PATH (utkface, fairface, table) or 'demo', as for --source."),
+    cache: Path = typer.Option(..., "--cache", help="Folder of the landmark table (landmarks.parquet); created if missing."),
+    workers: int = typer.Option(0, "--workers", "-w", min=0, max=256, help="Worker processes; 0 = all cores (all CPUs of the Ray cluster)."),
+    executor: str = typer.Option("local", "--executor", help="local (process pool) or ray (Ray actors)."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="--executor ray: 'auto' or ray://HOST:PORT; default: a Ray instance of this run."),
+    landmarker: Optional[Path] = typer.Option(None, "--landmarker", help="Face landmarker .task bundle (default: bundled; env SYNTHFACE_LANDMARKER)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Find the landmarks of every image of the pools, once, into a table keyed by image content."""
+    from synthface.executors import EXECUTORS, make_executor
+    from synthface.landmark_table import LandmarkTable
+    from synthface.landmarks import resolve_model_path
+    from synthface.pool import detect_pool
+    from synthface.sources.base import parse_source_arg
+
+    if executor not in EXECUTORS:
+        raise typer.BadParameter(f"expected one of {', '.join(EXECUTORS)}, got {executor!r}", param_hint="--executor")
+    try:
+        specs = [parse_source_arg(text) for text in pools]
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="POOLS") from None
+    with user_errors():
+        model_path = resolve_model_path(landmarker)
+        table = LandmarkTable(cache, model_path)
+        runner = make_executor(executor, workers, ray_address)
+        try:
+            counts = detect_pool(specs, table, runner, model_path, quiet)
+        finally:
+            runner.close()
+    console.print(f"[green]landmarks[/] of {counts['images']} images ({counts['faces']} with a face, {counts['detected']} detected now, "
+                  f"{counts['skipped']} inputs skipped by the source): {counts['rows']} rows in {escape(str(cache / 'landmarks.parquet'))}")
+
+
 def register(app: typer.Typer) -> None:
     app.command("generate")(generate)
+    app.command("detect")(detect)
     app.command("merge")(merge)

@@ -301,6 +301,9 @@ class LandmarkCache:
         except (OSError, KeyError, ValueError):
             return None  # a damaged entry is detected again
 
+    def flush(self) -> None:
+        """Nothing to do: each entry is written as it comes (the interface of landmark_table.LandmarkTable)."""
+
     def put(self, image_path: Path, detection: CachedDetection) -> None:
         file = self._file(image_path)
         file.parent.mkdir(parents=True, exist_ok=True)

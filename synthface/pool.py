@@ -13,14 +13,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from synthface.executors import Executor, LocalExecutor, WorkerJob
 from synthface.images import read_image_rgb
-from synthface.landmarks import CachedDetection, FaceLandmarks, LandmarkCache, LandmarkDetector
+from synthface.landmark_table import LandmarkTable
+from synthface.landmarks import BUNDLED_MODEL, CachedDetection, FaceLandmarks, LandmarkCache, LandmarkDetector
 from synthface.plan import PoolFace
 from synthface.progress import progress_bar
 from synthface.scenario import Scenario
 from synthface.sources.base import FaceRecord, SkippedInput, SourceSpec, load_source
 from synthface.taxonomy import convert_race
-from synthface.workers import guarded, worker_pool
 
 
 @dataclass
@@ -59,8 +60,26 @@ def _detect_file(path: str, detector: LandmarkDetector | None = None) -> CachedD
     return CachedDetection(faces[0], "", image.shape[:2])
 
 
-def detect_all(paths: list[Path], cache: LandmarkCache, workers: int, model_path: Path | None, quiet: bool = False) -> dict[Path, CachedDetection]:
-    """Landmarks for every path, from the cache or detected (in `workers` processes) and cached."""
+class _InProcessDetector:
+    """Detection in this process, for runs too small to pay for starting workers; the model loads on first use."""
+
+    def __init__(self, model_path: Path | None):
+        self.model_path, self.detector = model_path, None
+
+    def __call__(self, path: str) -> CachedDetection:
+        if self.detector is None:
+            self.detector = LandmarkDetector(self.model_path)
+        return _detect_file(path, self.detector)
+
+    def close(self) -> None:
+        if self.detector is not None:
+            self.detector.close()
+
+
+def detect_all(paths: list[Path], cache: LandmarkCache | LandmarkTable, executor: Executor | int, model_path: Path | None,
+               quiet: bool = False) -> dict[Path, CachedDetection]:
+    """Landmarks for every path, from the cache or detected on `executor` (or that many local processes) and cached."""
+    executor = LocalExecutor(executor) if isinstance(executor, int) else executor
     results: dict[Path, CachedDetection] = {}
     todo = []
     for path in paths:
@@ -71,30 +90,19 @@ def detect_all(paths: list[Path], cache: LandmarkCache, workers: int, model_path
             results[path] = hit
     if not todo:
         return results
-    with progress_bar(f"landmarks ({len(results)} cached)", len(todo), quiet) as advance:
-        if workers <= 1:
-            local = LandmarkDetector(model_path)
-            outputs = (_detect_file(str(path), local) for path in todo)
-            pool = None
-        else:
-            local = None
-            pool = worker_pool(workers, _init_detector, (str(model_path) if model_path else None,))
-            outputs = pool.imap(guarded(_detect_file), map(str, todo), chunksize=8)
-        try:
-            for path, detection in zip(todo, outputs):
-                cache.put(path, detection)
-                results[path] = detection
+    # The bundled model is found by each worker in its own install (a Ray node's path may differ from ours).
+    model = None if model_path is None or Path(model_path) == BUNDLED_MODEL else str(Path(model_path).absolute())
+    job = WorkerJob(_init_detector, (model,), _detect_file, chunksize=8)
+    inline = _InProcessDetector(model_path)
+    try:
+        with progress_bar(f"landmarks ({len(results)} cached)", len(todo), quiet) as advance:
+            for index, detection in executor.map_unordered(job, [str(path.absolute()) for path in todo], inline):
+                cache.put(todo[index], detection)
+                results[todo[index]] = detection
                 advance()
-        except BaseException:
-            if pool is not None:
-                pool.terminate()  # do not wait for the rest of the queue on an error or Ctrl-C
-            raise
-        finally:
-            if local is not None:
-                local.close()
-            if pool is not None:
-                pool.close()
-                pool.join()
+    finally:
+        inline.close()
+        cache.flush()  # also on Ctrl-C or an error: detections made so far are kept
     return results
 
 
@@ -155,7 +163,7 @@ def find_identical(faces: list[PoolFace]) -> list[dict]:
     return sorted(found, key=lambda group: (not group["conflict"], group["files"]))
 
 
-def build_pool(scenario: Scenario, sources: list[SourceSpec], cache: LandmarkCache, workers: int,
+def build_pool(scenario: Scenario, sources: list[SourceSpec], cache: LandmarkCache | LandmarkTable, executor: Executor | int,
                model_path: Path | None = None, quiet: bool = False) -> tuple[list[PoolFace], list[FaceLandmarks], PoolReport]:
     """Read the sources, detect landmarks, and split records into usable faces and skipped inputs.
 
@@ -168,7 +176,7 @@ def build_pool(scenario: Scenario, sources: list[SourceSpec], cache: LandmarkCac
         report.skipped.extend(scan.skipped)
         report.n_inputs += len(scan.records) + len(scan.skipped)
         scans.append(scan)
-    detections = detect_all([r.path for scan in scans for r in scan.records], cache, workers, model_path, quiet)
+    detections = detect_all([r.path for scan in scans for r in scan.records], cache, executor, model_path, quiet)
     faces: list[PoolFace] = []
     landmarks: list[FaceLandmarks] = []
     seen: set[str] = set()
@@ -190,3 +198,17 @@ def build_pool(scenario: Scenario, sources: list[SourceSpec], cache: LandmarkCac
                 landmarks.append(detection.face)
     report.identical_photos = find_identical(faces)
     return faces, landmarks, report
+
+
+def detect_pool(sources: list[SourceSpec], table: LandmarkTable, executor: Executor | int, model_path: Path | None = None,
+                quiet: bool = False) -> dict[str, int]:
+    """`synthface detect`: landmarks of every image of the sources into `table`; counts for the summary."""
+    records, skipped = [], 0
+    for spec in sources:
+        scan = load_source(spec)
+        records.extend(scan.records)
+        skipped += len(scan.skipped)
+    known = len(table)
+    detections = detect_all([record.path for record in records], table, executor, model_path, quiet)
+    return {"images": len(detections), "faces": sum(d.face is not None for d in detections.values()),
+            "detected": len(table) - known, "skipped": skipped, "rows": len(table)}

@@ -133,3 +133,11 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 
     torch.manual_seed(0)
     return write_inference_checkpoint(tmp_path_factory.mktemp("model") / "best.pt", OAMNet(num_races=5), image_size=64)
+
+
+@pytest.fixture(scope="session")
+def library():
+    """The bundled mask library (read-only; loaded once for the whole run)."""
+    from synthface.maskfit import MaskLibrary
+
+    return MaskLibrary.load()

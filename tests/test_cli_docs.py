@@ -22,6 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 DOCUMENTED: dict[tuple[str, ...], tuple[str, str]] = {
     ("generate",): ("docs/scenarios.md", "## Command-line options of `synthface generate`"),
     ("merge",): ("docs/scenarios.md", "## Command-line options of `synthface merge`"),
+    ("detect",): ("docs/scale.md", "## The landmark table: `synthface detect`"),
     ("train",): ("docs/training.md", "## Command-line options"),
     ("evaluate",): ("docs/evaluation.md", "## `synthface evaluate"),
     ("compare",): ("docs/evaluation.md", "## `synthface compare"),

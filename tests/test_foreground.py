@@ -11,7 +11,7 @@ from synthface import facemesh
 from synthface.align import AlignedFace
 from synthface.foreground import detect_foreground
 from synthface.lighting import LightingParams
-from synthface.maskfit import MaskAppearance, MaskFitError, MaskLibrary, fit_mask, sample_mask_params
+from synthface.maskfit import MaskAppearance, MaskFitError, fit_mask, sample_mask_params
 from synthface.maskfit.demo import demo_faces
 from synthface.render import behind, mask_and_light
 
@@ -21,11 +21,6 @@ FRONT = np.array([0.0, 0.0, 1.0])
 @pytest.fixture(scope="module")
 def faces():
     return demo_faces(192)
-
-
-@pytest.fixture(scope="module")
-def library():
-    return MaskLibrary.load()
 
 
 def unit(points):

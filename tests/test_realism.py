@@ -13,7 +13,7 @@ from synthface.align import align_face
 from synthface.capture import estimate_blur, estimate_capture, estimate_noise
 from synthface.landmarks import LandmarkDetector
 from synthface.lighting import LightingParams, apply_lighting
-from synthface.maskfit import MaskAppearance, MaskLibrary, fit_mask, sample_mask_params
+from synthface.maskfit import MaskAppearance, fit_mask, sample_mask_params
 from synthface.maskfit.demo import demo_faces
 from synthface.scenario import FaceQuality
 from synthface.taxonomy import BINARY_MASK_RULES, MASK_STATES, binary_mask_label, mask_state
@@ -26,11 +26,6 @@ WHITE = (238, 238, 236)
 @pytest.fixture(scope="module")
 def faces():
     return demo_faces(192)
-
-
-@pytest.fixture(scope="module")
-def library():
-    return MaskLibrary.load()
 
 
 def light(**changes) -> LightingParams:

@@ -8,16 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from synthface.maskfit import MaskLibrary
 from synthface.paths import bundled_dir
 from synthface.scenario import ScenarioError, load_scenario, resolve_scenario_path
 
 BUNDLED = sorted(p.stem for p in bundled_dir("scenarios").glob("*.yaml"))
-
-
-@pytest.fixture(scope="module")
-def library():
-    return MaskLibrary.load()
 
 
 def test_the_required_scenarios_ship():

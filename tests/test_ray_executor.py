@@ -1,0 +1,178 @@
+"""`--executor ray` on a real local Ray instance (2 CPUs, one per module): the same bytes as the
+local executor, a Ray worker killed with SIGKILL mid-run costs only its chunk (retried), and a
+run that starts its own Ray instance leaves no process behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from synthface.cli import app
+from synthface.dataset import read_metadata
+
+ray = pytest.importorskip("ray", reason="the cluster extra (pip install -e '.[cluster]') is not installed")
+psutil = pytest.importorskip("psutil")  # a dependency of ray
+
+REPO = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def ray_instance():
+    """One Ray instance for the module (starting one costs seconds on 2 cores); stopped after."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def scenario_file(tmp_path_factory, utk_folder) -> Path:
+    path = tmp_path_factory.mktemp("scenario") / "ray.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "ray", "seed": 11, "n_samples": 40, "image_size": 96, "preview_samples": 0,
+        "sources": [{"kind": "utkface", "path": str(utk_folder)}], "age": {"bins": [[0, 120]]},
+        "mask": {"probability": 0.6, "types": {"surgical": 0.5, "cloth": 0.5}},
+        "pair_unmasked": True, "balance": {"max_reuse": 40},
+    }))
+    return path
+
+
+def generate(scenario: Path, out: Path, *args: object):
+    result = runner.invoke(app, ["generate", str(scenario), "--out", str(out), "--quiet", *map(str, args)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def dataset_bytes(out: Path) -> dict[str, bytes]:
+    """Every file a reader sees: images, occlusion maps, the tables, the report."""
+    files = {name: (out / name).read_bytes() for name in ("metadata.csv", "samples.parquet", "report.json")}
+    for folder in ("images", "occlusion"):
+        files.update({f"{folder}/{p.name}": p.read_bytes() for p in sorted((out / folder).glob("*"))})
+    return files
+
+
+@pytest.fixture(scope="module")
+def local_dataset(tmp_path_factory, scenario_file) -> dict[str, bytes]:
+    return dataset_bytes(generate(scenario_file, tmp_path_factory.mktemp("local") / "out", "--workers", "1"))
+
+
+def ray_workers() -> list[psutil.Process]:
+    """This machine's Ray render workers (Ray titles an actor's process `ray::CLASS...`)."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        command = process.info["cmdline"] or []
+        if command and command[0].startswith("ray::_RayWorker"):
+            found.append(process)
+    return found
+
+
+def test_ray_gives_the_same_bytes_as_local(ray_instance, tmp_path, scenario_file, local_dataset):
+    out = generate(scenario_file, tmp_path / "ray", "--executor", "ray", "--workers", "2")
+    produced = dataset_bytes(out)
+    assert len(read_metadata(out)) > 40  # samples and their unmasked twins
+    assert produced.keys() == local_dataset.keys()
+    assert [name for name in produced if produced[name] != local_dataset[name]] == []
+    assert '"executor": "ray"' in (out / ".synthface-run" / "timing.json").read_text()
+
+
+def test_a_killed_ray_worker_costs_only_its_chunk(ray_instance, tmp_path, scenario_file, local_dataset):
+    out = tmp_path / "killed"
+    journal = out / ".synthface-run" / "rows.jsonl"
+    killed: list[int] = []
+
+    def kill_one_worker_mid_run() -> None:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            lines = len(journal.read_text().splitlines()) if journal.exists() else 0
+            workers = ray_workers()
+            if lines >= 4 and workers:  # rendering is under way on the actors
+                workers[0].send_signal(signal.SIGKILL)
+                killed.append(workers[0].pid)
+                return
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_one_worker_mid_run)
+    killer.start()
+    generate(scenario_file, out, "--executor", "ray", "--workers", "2")
+    killer.join()
+    assert killed, "no Ray worker was found to kill"
+    assert not psutil.pid_exists(killed[0]) or psutil.Process(killed[0]).status() == psutil.STATUS_ZOMBIE
+    lines = journal.read_text().splitlines()
+    assert len(lines) == 40  # every sample once: the lost chunk was retried, nothing was done twice in the journal
+    assert dataset_bytes(out) == local_dataset
+    deadline = time.time() + 20
+    while time.time() < deadline and ray_workers():  # ray.kill returns before the process is gone
+        time.sleep(0.1)
+    assert ray_workers() == []  # the run's actors end with it
+
+
+def test_resume_after_the_driver_is_killed_gives_the_same_bytes(ray_instance, tmp_path, scenario_file, local_dataset,
+                                                               isolated_cache):
+    """The driver (a separate process joining the module's Ray instance with --ray-address auto) is
+    killed mid-run; its actors die with it, and --resume finishes the journaled run on Ray."""
+    out = tmp_path / "crashed"
+    journal = out / ".synthface-run" / "rows.jsonl"
+    driver = subprocess.Popen([sys.executable, "-m", "synthface.cli", "generate", str(scenario_file), "--out", str(out),
+                               "--executor", "ray", "--ray-address", "auto", "--workers", "2", "--quiet"],
+                              env=dict(os.environ, PYTHONPATH=str(REPO), SYNTHFACE_CACHE=str(isolated_cache)),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and driver.poll() is None and not (journal.exists() and len(journal.read_text().splitlines()) >= 2):
+        time.sleep(0.02)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    done = len(journal.read_text().splitlines())
+    assert 2 <= done < 40 and not (out / "metadata.csv").exists()
+    generate(scenario_file, out, "--executor", "ray", "--workers", "2", "--resume")
+    assert dataset_bytes(out) == local_dataset
+
+
+def test_a_run_starts_and_stops_its_own_ray_instance(tmp_path, scenario_file, isolated_cache):
+    """Without --ray-address and no Ray in the process, the run starts a local instance and stops it:
+    every process it started (they inherit the marker in their environment) is gone after."""
+    marker = uuid.uuid4().hex
+    env = dict(os.environ, PYTHONPATH=str(REPO), SYNTHFACE_TEST_MARKER=marker, SYNTHFACE_CACHE=str(isolated_cache))
+    out = tmp_path / "own"
+    run = subprocess.run([sys.executable, "-m", "synthface.cli", "generate", str(scenario_file), "--out", str(out), "-n", "4",
+                          "--executor", "ray", "--workers", "2", "--quiet"], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert len(read_metadata(out)) >= 4
+    deadline = time.time() + 20
+    while time.time() < deadline and _processes_with(marker):
+        time.sleep(0.2)
+    assert _processes_with(marker) == []
+
+
+def _processes_with(marker: str) -> list[str]:
+    found = []
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            if f"SYNTHFACE_TEST_MARKER={marker}".encode() in Path(f"/proc/{process.pid}/environ").read_bytes():
+                found.append(" ".join(process.info["cmdline"] or []))
+        except OSError:
+            continue
+    return found
+
+
+def test_without_ray_the_error_says_how_to_install_it(tmp_path, scenario_file, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the cluster extra were not installed: `import ray` fails
+    result = runner.invoke(app, ["generate", str(scenario_file), "--out", str(tmp_path / "o"), "--executor", "ray", "--quiet"])
+    assert result.exit_code == 2
+    assert "pip install -e '.[cluster]'" in result.output
+
+
+def test_an_unknown_executor_is_refused_before_anything_is_written(tmp_path, scenario_file):
+    result = runner.invoke(app, ["generate", str(scenario_file), "--out", str(tmp_path / "o"), "--executor", "dask"])
+    assert result.exit_code == 2 and "--executor" in result.output
+    assert not (tmp_path / "o").exists()
