@@ -81,6 +81,12 @@ def export_layout(dataset: Path, out: Path, options: LayoutOptions | None = None
         raise LayoutError(f"--by {options.by}: expected one of {', '.join(LABELLERS)}")
     dataset, out = Path(dataset), Path(out)
     table = read_metadata(dataset)
+    from synthface.formats import detect
+
+    packed = detect(dataset).name
+    if packed != "folder":  # links and copies need image files; a packed dataset has none
+        raise LayoutError(f"{dataset} is a {packed} dataset (images inside data-* files); export-layout needs the folder "
+                          "format: generate it again with --format folder (the same scenario and seed give the same images)")
     column = REQUIRED_COLUMN[options.by]
     for needed in ("file_name", "split", "sample_id", column):
         if needed not in table.columns:

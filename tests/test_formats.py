@@ -257,3 +257,42 @@ def test_shards_in_a_packed_format_merge_into_the_same_packed_files(outputs, sce
         assert (tmp_path / "merged" / path.name).read_bytes() == path.read_bytes(), path.name
     pd.testing.assert_frame_equal(read_metadata(tmp_path / "merged"), read_metadata(outputs["folder"]))
     assert not (tmp_path / "merged" / "images").exists()
+
+
+LOADER_CHECK = """
+import sys
+from pathlib import Path
+
+import torch
+
+from synthface.dataset import read_metadata
+from synthface.training.data import FaceDataset, LabelMaps, make_loader
+from synthface.training.transforms import eval_transform
+
+batches = {}
+for root in map(Path, sys.argv[1:]):
+    dataset = FaceDataset(root, read_metadata(root), LabelMaps("utkface5"), eval_transform(32))
+    dataset[len(dataset) - 1]  # the parent reads first: its workers must not share its file positions
+    loader = make_loader(dataset, 4, workers=2, prefetch_factor=2, sampler=torch.utils.data.SequentialSampler(dataset),
+                         pin_memory=False, drop_last=False, seed=0)
+    batches[root.name] = torch.cat([images for images, *_ in loader])
+assert len(batches["folder"]) == len(read_metadata(Path(sys.argv[1])))
+assert torch.equal(batches["webdataset"], batches["folder"]) and torch.equal(batches["parquet"], batches["folder"])
+"""
+
+
+def test_loader_workers_read_packed_files_like_the_folder(outputs):
+    """DataLoader worker processes get the same tensors from every format. In a fresh process:
+    forked loader workers hang in a process that has already trained (torch's thread pools), which
+    this test file's other tests do."""
+    import subprocess
+    import sys
+
+    roots = [str(outputs[name]) for name in ("folder", "webdataset", "parquet")]
+    done = subprocess.run([sys.executable, "-c", LOADER_CHECK, *roots], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_export_layout_names_the_format_it_needs(outputs, tmp_path):
+    result = runner.invoke(app, ["export-layout", str(outputs["webdataset"]), "--out", str(tmp_path / "layout")])
+    assert result.exit_code == 2 and "is a webdataset dataset" in result.output and "--format folder" in result.output
