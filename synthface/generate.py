@@ -13,6 +13,7 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from synthface.formats import DEFAULT_PACK_SIZE
 from synthface.landmark_table import LandmarkTable
 from synthface.landmarks import LandmarkCache, resolve_model_path
 from synthface.paths import UnsafePathError, inside
-from synthface.plan import Plan, SampleSpec, build_plan, shard
+from synthface.plan import Plan, PoolFace, SampleSpec, build_plan, shard
 from synthface.pool import PoolReport, build_pool
 from synthface.progress import progress_bar
 from synthface.render import PoolLandmarks
@@ -247,7 +248,7 @@ def read_journal(journal: Path, out: Path, packed=None) -> tuple[dict[str, list[
 _context = None
 
 
-def _init_worker(scenario_json: str, faces, mask_dirs, out: str) -> None:
+def _init_worker(scenario_json: str, mask_dirs, out: str) -> None:
     global _context
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops the pool
     # albumentations imports torch when it can (for ToTensorV2), which costs ~300 MB of private
@@ -261,13 +262,34 @@ def _init_worker(scenario_json: str, faces, mask_dirs, out: str) -> None:
     cv2.setNumThreads(1)  # one process per core already
     scenario = Scenario.model_validate_json(scenario_json)
     landmarks = PoolLandmarks.open(Path(out) / RUN_DIR)
-    _context = RenderContext(scenario, faces, MaskLibrary.load(mask_dirs), landmarks, Path(out))
+    # No list of the pool's faces here: each task brings the few it may use (see SamplesWithFaces).
+    _context = RenderContext(scenario, {}, MaskLibrary.load(mask_dirs), landmarks, Path(out))
 
 
-def _render(spec: SampleSpec):
+def _render(item: tuple[SampleSpec, dict[int, PoolFace]]):
     from synthface.render import render_sample
 
+    spec, faces = item
+    _context.faces = faces  # the faces cached by index in the context are the same faces: indices are the plan's
     return render_sample(_context, spec)
+
+
+class SamplesWithFaces(Sequence):
+    """Render tasks: each sample with the pool faces it may use (its face and its alternates), so a
+    worker's memory does not grow with the pool (the faces' records cost ~0.8 KB each in a worker,
+    0.8 GB at a million faces). Built on demand, not held as a list."""
+
+    def __init__(self, specs: list[SampleSpec], faces: list[PoolFace]):
+        self.specs, self.faces = specs, faces
+
+    def __len__(self) -> int:
+        return len(self.specs)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        spec = self.specs[index]
+        return spec, {face: self.faces[face] for face in (spec.face, *spec.alternates)}
 
 
 def render_all(scenario: Scenario, plan: Plan, library, mask_dirs: tuple[Path, ...], landmarks, out: Path,
@@ -280,17 +302,17 @@ def render_all(scenario: Scenario, plan: Plan, library, mask_dirs: tuple[Path, .
         return rows
     journal.parent.mkdir(parents=True, exist_ok=True)
     # Workers get what they need to build their own RenderContext; paths absolute, for workers started elsewhere.
-    job = WorkerJob(_init_worker, (scenario.model_dump_json(), plan.faces, tuple(Path(d).absolute() for d in mask_dirs),
+    job = WorkerJob(_init_worker, (scenario.model_dump_json(), tuple(Path(d).absolute() for d in mask_dirs),
                                    str(Path(out).absolute())), _render)
     in_process = {}
 
-    def inline(spec: SampleSpec):
+    def inline(item: tuple[SampleSpec, dict[int, PoolFace]]):
         if "context" not in in_process:
             in_process["context"] = RenderContext(scenario, plan.faces, library, landmarks, out)
-        return render_sample(in_process["context"], spec)
+        return render_sample(in_process["context"], item[0])
 
     with open(journal, "a") as log, progress_bar("rendering", len(todo), quiet) as advance:
-        for _, outcome in executor.map_unordered(job, todo, inline):
+        for _, outcome in executor.map_unordered(job, SamplesWithFaces(todo, plan.faces), inline):
             sample_id = plan.samples[outcome.index].sample_id
             log.write(json.dumps({"sample_id": sample_id, "rows": outcome.rows, "failures": outcome.failures}) + "\n")
             log.flush()

@@ -45,7 +45,7 @@ class RenderOutcome:
 @dataclass(eq=False)  # hashable by identity, for the image cache below
 class RenderContext:
     scenario: Scenario
-    faces: list[PoolFace]
+    faces: list[PoolFace] | dict[int, PoolFace]  # by plan index: the whole pool, or (in a worker) the faces of the task at hand
     library: MaskLibrary
     landmarks: PoolLandmarks
     out: Path
