@@ -176,3 +176,17 @@ def test_an_unknown_executor_is_refused_before_anything_is_written(tmp_path, sce
     result = runner.invoke(app, ["generate", str(scenario_file), "--out", str(tmp_path / "o"), "--executor", "dask"])
     assert result.exit_code == 2 and "--executor" in result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_detect_on_ray_writes_the_table_the_local_executor_writes(ray_instance, tmp_path, utk_folder):
+    """The pool stage on Ray actors (MediaPipe loaded once per actor): the same landmark table, bit for bit."""
+    import pandas as pd
+
+    tables = {}
+    for executor in ("local", "ray"):
+        result = runner.invoke(app, ["detect", f"utkface:{utk_folder}", "--cache", str(tmp_path / executor), "--workers", "2",
+                                     "--executor", executor, "--quiet"])
+        assert result.exit_code == 0, result.output
+        tables[executor] = pd.read_parquet(tmp_path / executor / "landmarks.parquet").drop(columns="example_name")
+    assert tables["ray"]["has_face"].sum() == 8
+    pd.testing.assert_frame_equal(tables["ray"], tables["local"])
