@@ -447,6 +447,19 @@ def open_dataset(root: Path) -> Reader:
 
 
 # --- packing --------------------------------------------------------------------------------------
+def finished_packing(out: Path, name: str) -> Reader | None:
+    """The reader of a finished run's packed files in format `name` (its metadata table written
+    last), or None: a --resume in the same format counts the samples they hold as done."""
+    from synthface.dataset import METADATA_CSV, METADATA_PARQUET
+
+    out = Path(out)
+    fmt = get_format(name)
+    finished = (out / METADATA_PARQUET).exists() or (out / METADATA_CSV).exists()
+    if not fmt.suffix or not finished or detect(out) is not fmt:
+        return None
+    return fmt.reader(out)
+
+
 def plan_files(root: Path, table: pd.DataFrame, size: PackSize) -> list[tuple[int, int]]:
     """The table rows [start, stop) of each packed file, in order; files hold whole samples (a
     sample and its twin). By bytes, a file closes before the sample that would take it past the
@@ -509,6 +522,12 @@ def pack(out: Path, table: pd.DataFrame, name: str, size: PackSize, run_dir: Pat
                 path = out / data_file_name(number, fmt)
                 digest = file_digest(fmt, table, start, stop)
                 if not (path.is_file() and done.get(path.name) == digest):
+                    unstaged = [name for row in records(table.iloc[start:stop]) for _, name in file_columns(row)
+                                if not (out / name).is_file()]
+                    if unstaged:
+                        raise FormatError(f"{out}: cannot write {path.name}: {len(unstaged)} image(s) it needs are not staged "
+                                          f"(e.g. {unstaged[0]}); a finished {fmt.name} run keeps only its packed files, so "
+                                          "--resume must use the same --pack-size; use --overwrite to start again")
                     with staged_file(path) as (handle, tmp):
                         fmt.write_file(handle, out, table.iloc[start:stop], shared)
                         handle.close()

@@ -136,7 +136,8 @@ def _run_stages(scenario: Scenario, options: GenerateOptions, library, executor:
     samples = shard(plan.samples, *options.shard) if options.shard else plan.samples
     out = prepare_output(options, scenario, plan)
     journal = out / RUN_DIR / JOURNAL
-    done, failures = read_journal(journal, out)
+    # A finished packed run no longer has its staged images: its data files vouch for its samples.
+    done, failures = read_journal(journal, out, formats.finished_packing(out, options.output_format))
     todo = [spec for spec in samples if spec.sample_id not in done]
     render_started = time.perf_counter()
     pool_landmarks = PoolLandmarks.save(out / RUN_DIR, landmarks)
@@ -155,7 +156,7 @@ def _run_stages(scenario: Scenario, options: GenerateOptions, library, executor:
         from synthface.preview import contact_sheet
 
         contact_sheet(out, table, scenario.preview_samples)
-    formats.drop_staged(out, options.output_format)  # last: the preview above reads the staged images
+    formats.drop_staged(out, options.output_format)  # last: a kill before it leaves the staging for --resume
     timing = {"executor": executor.name, "workers": executor.workers, "executor_start_seconds": executor_seconds, "pool_seconds": pool_seconds, "render_seconds": render_seconds,
               "rendered_samples": len(todo),
               "rendered_images": len(rendered), "total_seconds": time.perf_counter() - started}
@@ -221,8 +222,12 @@ def _journaled_file(out: Path, relative: str) -> bool:
         return False
 
 
-def read_journal(journal: Path, out: Path) -> tuple[dict[str, list[dict]], list[dict]]:
-    """Rows of finished samples whose files all exist, by sample_id; plus the fit failures seen."""
+def read_journal(journal: Path, out: Path, packed=None) -> tuple[dict[str, list[dict]], list[dict]]:
+    """Rows of finished samples whose files all exist (staged in `out`, or in the `packed` reader
+    of a finished webdataset/parquet run), by sample_id; plus the fit failures seen."""
+    def exists(relative: str) -> bool:
+        return _journaled_file(out, relative) or (packed is not None and packed.has(relative))
+
     done: dict[str, list[dict]] = {}
     failures: list[dict] = []
     if not journal.exists():
@@ -234,8 +239,7 @@ def read_journal(journal: Path, out: Path) -> tuple[dict[str, list[dict]], list[
             continue  # a line cut short by a kill
         failures.extend(entry.get("failures", []))
         rows = entry.get("rows", [])
-        if rows and all(_journaled_file(out, r["file_name"]) and (not r["occlusion_file"] or _journaled_file(out, r["occlusion_file"]))
-                        for r in rows):
+        if rows and all(exists(r["file_name"]) and (not r["occlusion_file"] or exists(r["occlusion_file"])) for r in rows):
             done[entry["sample_id"]] = rows
     return done, failures
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -36,15 +37,16 @@ def contact_sheet(root: Path, table: pd.DataFrame, n: int, columns: int = 6) -> 
     sheet = Image.new("RGB", (columns * TILE, rows * (TILE + CAPTION)), "white")
     draw = ImageDraw.Draw(sheet)
     font = ImageFont.load_default()
+    from synthface.formats import open_dataset
+
+    reader = open_dataset(Path(root))  # image files, or the data files of a packed run
     for i, (_, row) in enumerate(picks.iterrows()):
         x, y = (i % columns) * TILE, (i // columns) * (TILE + CAPTION)
-        with Image.open(Path(root) / row["file_name"]) as image:
+        with Image.open(BytesIO(reader.read(row["file_name"]))) as image:
             sheet.paste(image.convert("RGB").resize((TILE, TILE)), (x, y))
         first, second = caption(row)
         draw.text((x + 3, y + TILE + 2), first, fill="black", font=font)
         draw.text((x + 3, y + TILE + 15), second, fill=(90, 90, 90), font=font)
-    from io import BytesIO
-
     buffer = BytesIO()
     sheet.save(buffer, "JPEG", quality=88)
     path = Path(root) / "preview.jpg"

@@ -296,3 +296,22 @@ def test_loader_workers_read_packed_files_like_the_folder(outputs):
 def test_export_layout_names_the_format_it_needs(outputs, tmp_path):
     result = runner.invoke(app, ["export-layout", str(outputs["webdataset"]), "--out", str(tmp_path / "layout")])
     assert result.exit_code == 2 and "is a webdataset dataset" in result.output and "--format folder" in result.output
+
+
+def test_resume_of_a_finished_packed_run_renders_nothing_and_keeps_the_files(outputs, scenario_file, tmp_path):
+    import shutil
+
+    out = tmp_path / "finished"
+    shutil.copytree(outputs["webdataset"], out)
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("data-*")}
+    result = runner.invoke(app, ["generate", str(scenario_file), "--out", str(out), "--workers", "1", "--quiet",
+                                 "--format", "webdataset", "--pack-size", str(PACK), "--resume"])
+    assert result.exit_code == 0, result.output
+    assert f"0 rendered, {N_SAMPLES} kept" in " ".join(result.output.split())
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("data-*")} == stamps and not (out / "images").exists()
+    assert (out / "metadata.csv").read_bytes() == (outputs["webdataset"] / "metadata.csv").read_bytes()
+    assert (out / "preview.jpg").read_bytes() == (outputs["webdataset"] / "preview.jpg").read_bytes()
+    other = runner.invoke(app, ["generate", str(scenario_file), "--out", str(out), "--workers", "1", "--quiet",
+                                "--format", "webdataset", "--pack-size", "3", "--resume"])
+    assert other.exit_code == 2 and "same --pack-size" in other.output
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("data-*")} == stamps  # nothing replaced
