@@ -166,9 +166,10 @@ class RayExecutor:
         ray = self._ray
         if not items:
             return
-        args = ray.put(job.args)  # one copy in the object store, not one per actor in the driver's messages
         task = ray.put(guarded(job.task))
-        actors = [self._actor_class.remote(job.setup, args) for _ in range(min(self.workers, len(items)))]
+        # The set-up arguments go by value (they are small: no per-pool data), so Ray can restart an actor
+        # from them at any time; an object-store reference could be gone by then.
+        actors = [self._actor_class.remote(job.setup, job.args) for _ in range(min(self.workers, len(items)))]
         entries = iter(enumerate(items))
         pending: dict = {}
 
@@ -188,6 +189,8 @@ class RayExecutor:
                 submit(actor)
                 yield from results
         finally:
+            for ref in pending:  # stopped early (an error, Ctrl-C): no retries of the unfinished chunks
+                ray.cancel(ref)
             for actor in actors:
                 ray.kill(actor)
 
