@@ -16,7 +16,7 @@ with two chunks in flight per actor, so no actor waits for the driver.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -53,7 +53,7 @@ class Executor(Protocol):
     name: str
     workers: int
 
-    def map_unordered(self, job: WorkerJob, items: list, inline: Callable[[Any], Any] | None = None) -> Iterator[tuple[int, Any]]:
+    def map_unordered(self, job: WorkerJob, items: Sequence, inline: Callable[[Any], Any] | None = None) -> Iterator[tuple[int, Any]]:
         """(index in `items`, result) for every item, in the order they finish.
 
         `inline` runs an item in this process; an executor may use it when workers would not pay."""
@@ -97,7 +97,7 @@ class LocalExecutor:
     def __init__(self, workers: int):
         self.workers = worker_count(workers)
 
-    def map_unordered(self, job: WorkerJob, items: list, inline: Callable[[Any], Any] | None = None) -> Iterator[tuple[int, Any]]:
+    def map_unordered(self, job: WorkerJob, items: Sequence, inline: Callable[[Any], Any] | None = None) -> Iterator[tuple[int, Any]]:
         if inline is not None and (self.workers <= 1 or len(items) < 2 * self.workers):
             yield from ((index, inline(item)) for index, item in enumerate(items))  # a pool's start would cost more
             return
@@ -162,13 +162,14 @@ class RayExecutor:
         self.workers = workers if workers > 0 else max(1, int(ray.cluster_resources().get("CPU", 1)))
         self._actor_class = ray.remote(num_cpus=1, max_restarts=RAY_RETRIES, max_task_retries=RAY_RETRIES)(_RayWorker)
 
-    def map_unordered(self, job: WorkerJob, items: list, inline: Callable[[Any], Any] | None = None) -> Iterator[tuple[int, Any]]:
+    def map_unordered(self, job: WorkerJob, items: Sequence, inline: Callable[[Any], Any] | None = None) -> Iterator[tuple[int, Any]]:
         ray = self._ray
         if not items:
             return
-        args = ray.put(job.args)  # one copy in the object store, not one per actor in the driver's messages
         task = ray.put(guarded(job.task))
-        actors = [self._actor_class.remote(job.setup, args) for _ in range(min(self.workers, len(items)))]
+        # The set-up arguments go by value (they are small: no per-pool data), so Ray can restart an actor
+        # from them at any time; an object-store reference could be gone by then.
+        actors = [self._actor_class.remote(job.setup, job.args) for _ in range(min(self.workers, len(items)))]
         entries = iter(enumerate(items))
         pending: dict = {}
 
@@ -188,6 +189,8 @@ class RayExecutor:
                 submit(actor)
                 yield from results
         finally:
+            for ref in pending:  # stopped early (an error, Ctrl-C): no retries of the unfinished chunks
+                ray.cancel(ref)
             for actor in actors:
                 ray.kill(actor)
 
