@@ -4,7 +4,7 @@ Layout (see docs/dataset-format.md)::
 
     OUT/images/<sample_id>.jpg        OUT/occlusion/<sample_id>.png   (optional)
     OUT/metadata.csv + samples.parquet    one row per image (the same table), `file_name` relative to OUT
-    OUT/scenario.yaml  OUT/report.json  OUT/report.md  OUT/preview.jpg
+    OUT/scenario.yaml  OUT/report.json  OUT/report.md  OUT/preview.jpg  OUT/skipped.parquet
 
 The metadata follows Hugging Face `imagefolder` conventions (`file_name` column), so
 `datasets.load_dataset("imagefolder", data_dir=OUT)` reads it as well as pandas does.
@@ -29,6 +29,7 @@ METADATA_CSV = "metadata.csv"
 # The typed copy of metadata.csv. Not "metadata.parquet": Hugging Face imagefolder refuses a
 # folder with two metadata files of different formats.
 METADATA_PARQUET = "samples.parquet"
+SKIPPED_PARQUET = "skipped.parquet"  # the pool's skipped inputs (path, source, reason); report.md summarises them
 IMAGES_DIR = "images"
 OCCLUSION_DIR = "occlusion"
 

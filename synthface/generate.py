@@ -25,6 +25,7 @@ from synthface.dataset import (
     METADATA_CSV,
     METADATA_PARQUET,
     OCCLUSION_DIR,
+    SKIPPED_PARQUET,
     atomic_write_bytes,
     write_metadata,
 )
@@ -45,7 +46,7 @@ RUN_DIR = ".synthface-run"
 JOURNAL = "rows.jsonl"
 RUN_INFO = "run.json"
 TIMING = "timing.json"  # stage timings of the last run (kept out of report.json, which is deterministic)
-OUTPUT_FILES = ("scenario.yaml", "report.json", "report.md", "preview.jpg")  # besides the metadata and folders
+OUTPUT_FILES = ("scenario.yaml", "report.json", "report.md", "preview.jpg", SKIPPED_PARQUET)  # besides the metadata and folders
 
 
 class GenerateError(UserError, RuntimeError):
@@ -114,7 +115,7 @@ def _run_stages(scenario: Scenario, options: GenerateOptions, library, executor:
                 model_path: Path, started: float, executor_seconds: float) -> GenerateResult:
     from synthface import formats
     from synthface.maskfit import MaskLibrary
-    from synthface.report import build_report, write_report
+    from synthface.report import build_report, write_report, write_skipped_table
 
     pack_size = formats.parse_pack_size(options.pack_size)
     pool_started = time.perf_counter()
@@ -150,6 +151,7 @@ def _run_stages(scenario: Scenario, options: GenerateOptions, library, executor:
     formats.pack(out, table, options.output_format, pack_size, out / RUN_DIR, options.quiet)
     write_metadata(out, table)
     report = build_report(scenario, plan, pool_report, table, failures, shard=options.shard)
+    write_skipped_table(out, pool_report)
     write_report(out, report)
     atomic_write_bytes(out / "scenario.yaml", scenario_to_yaml(scenario).encode())
     if scenario.preview_samples:
@@ -394,6 +396,8 @@ def _merge_into(shard_dirs: list[Path], out: Path, overwrite: bool, output_forma
     formats.pack(out, merged, output_format, size, out / RUN_DIR)
     write_metadata(out, merged)
     shutil.copy2(Path(shard_dirs[0]) / "scenario.yaml", out / "scenario.yaml")
+    if (Path(shard_dirs[0]) / SKIPPED_PARQUET).exists():  # every shard scanned the whole pool: their tables are the same
+        shutil.copy2(Path(shard_dirs[0]) / SKIPPED_PARQUET, out / SKIPPED_PARQUET)
     reports = [json.loads((Path(d) / "report.json").read_text()) for d in shard_dirs]
     write_report(out, merge_reports(reports, merged))
     from synthface.preview import contact_sheet

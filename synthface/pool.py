@@ -7,6 +7,7 @@ list it: silent drops are how label noise creeps into datasets.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import signal
 from collections import Counter
@@ -33,6 +34,14 @@ class PoolReport:
     n_multi_face: int = 0
     skipped: list[SkippedInput] = field(default_factory=list)
     identical_photos: list[dict] = field(default_factory=list)  # groups of byte-identical usable photos, see find_identical
+
+    def skipped_table(self):
+        """The skipped inputs as a table (path, source, reason), in the order they were found: the
+        report keeps only counts and a few examples, so it stays small for any pool size."""
+        import pandas as pd
+
+        return pd.DataFrame({"path": [s.path for s in self.skipped], "source": [s.source for s in self.skipped],
+                             "reason": [s.reason for s in self.skipped]}, dtype="string")
 
     def reasons(self) -> dict[str, int]:
         return dict(Counter(item.reason.split(":")[0] for item in self.skipped).most_common())
@@ -163,6 +172,11 @@ def find_identical(faces: list[PoolFace]) -> list[dict]:
     return sorted(found, key=lambda group: (not group["conflict"], group["files"]))
 
 
+def source_label(spec: SourceSpec) -> str:
+    """A source as given on the command line: KIND:PATH, or the kind alone (demo)."""
+    return f"{spec.kind}:{spec.path}" if spec.path is not None else str(spec.kind)
+
+
 def build_pool(scenario: Scenario, sources: list[SourceSpec], cache: LandmarkCache | LandmarkTable, executor: Executor | int,
                model_path: Path | None = None, quiet: bool = False) -> tuple[list[PoolFace], list[FaceLandmarks], PoolReport]:
     """Read the sources, detect landmarks, and split records into usable faces and skipped inputs.
@@ -173,17 +187,17 @@ def build_pool(scenario: Scenario, sources: list[SourceSpec], cache: LandmarkCac
     scans = []
     for spec in sources:
         scan = load_source(spec)
-        report.skipped.extend(scan.skipped)
+        report.skipped.extend(dataclasses.replace(item, source=source_label(spec)) for item in scan.skipped)
         report.n_inputs += len(scan.records) + len(scan.skipped)
         scans.append(scan)
     detections = detect_all([r.path for scan in scans for r in scan.records], cache, executor, model_path, quiet)
     faces: list[PoolFace] = []
     landmarks: list[FaceLandmarks] = []
     seen: set[str] = set()
-    for scan in scans:
+    for spec, scan in zip(sources, scans):
         for record in scan.records:
             if record.source_id in seen:
-                report.skipped.append(SkippedInput(str(record.path), "duplicate source_id"))
+                report.skipped.append(SkippedInput(str(record.path), "duplicate source_id", source_label(spec)))
                 continue
             seen.add(record.source_id)
             detection = detections[record.path]
@@ -192,7 +206,7 @@ def build_pool(scenario: Scenario, sources: list[SourceSpec], cache: LandmarkCac
                 report.n_multi_face += detection.face.n_faces > 1
             verdict = usable_face(record, detection, scenario, scan.reuse_unlimited)
             if isinstance(verdict, str):
-                report.skipped.append(SkippedInput(str(record.path), verdict))
+                report.skipped.append(SkippedInput(str(record.path), verdict, source_label(spec)))
             else:
                 faces.append(verdict)
                 landmarks.append(detection.face)

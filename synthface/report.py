@@ -7,6 +7,7 @@ docs/balance-metrics.md.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from collections import Counter
@@ -15,13 +16,14 @@ from pathlib import Path
 import pandas as pd
 
 from synthface.balance import imbalance_metrics
-from synthface.dataset import atomic_write_bytes
+from synthface.dataset import SKIPPED_PARQUET, atomic_write_bytes
 from synthface.markdown import md_row
 from synthface.plan import ATTRIBUTES, SPLITS, Plan
 from synthface.pool import PoolReport
 from synthface.scenario import Scenario, follows_pool
 
 HEADLINE_METRICS = ("max_ratio", "min_ratio", "ratio_range", "coefficient_of_variation", "normalised_entropy", "gini_impurity")
+SKIPPED_EXAMPLES = 10  # skipped inputs shown in the report; all of them are in skipped.parquet
 SHORTFALL_TOLERANCE = 1.0  # a stratum is short when it has at least one sample fewer than its (fractional) target
 
 
@@ -61,8 +63,12 @@ def build_report(scenario: Scenario, plan: Plan, pool: PoolReport, table: pd.Dat
             "faces_detected": pool.n_detected,
             "usable_faces": len(plan.faces),
             "images_with_several_faces": pool.n_multi_face,
+            # Counts and a few examples only: a pool of a million files can skip a million, and the
+            # whole list (path, source, reason) is a table beside the report.
+            "skipped": len(pool.skipped),
             "skipped_by_reason": pool.reasons(),
-            "skipped": [{"path": s.path, "reason": s.reason} for s in pool.skipped],
+            "skipped_examples": [{"path": s.path, "source": s.source, "reason": s.reason} for s in pool.skipped[:SKIPPED_EXAMPLES]],
+            "skipped_table": SKIPPED_PARQUET,
             "identical_photos": list(pool.identical_photos),
         },
         "targets": targets | masked_targets,
@@ -170,6 +176,13 @@ def _json_safe(value):
     return value
 
 
+def write_skipped_table(out: Path, pool: PoolReport) -> None:
+    """skipped.parquet: every skipped input of the pool, one row each (path, source, reason)."""
+    data = io.BytesIO()
+    pool.skipped_table().to_parquet(data, index=False)
+    atomic_write_bytes(out / SKIPPED_PARQUET, data.getvalue())
+
+
 def write_report(out: Path, report: dict) -> None:
     atomic_write_bytes(out / "report.json", json.dumps(_json_safe(report), indent=1).encode())
     atomic_write_bytes(out / "report.md", render_markdown(report).encode())
@@ -192,7 +205,7 @@ def render_markdown(report: dict, max_rows: int = 40) -> str:
                  + (f"; written {written['samples']} samples ({written['images']} images incl. {written['unmasked_twins']} unmasked twins)" if written else " (dry run: nothing written)")
                  + (f"; shard {report['shard'][0]}/{report['shard'][1]}" if report.get("shard") else ""))
     lines.append(f"- pool: {pool['inputs']} inputs, {pool['faces_detected']} faces detected, {pool['usable_faces']} usable, "
-                 f"{len(pool['skipped'])} skipped, {pool['images_with_several_faces']} images with several faces (largest used)")
+                 f"{pool['skipped']} skipped, {pool['images_with_several_faces']} images with several faces (largest used)")
     lines.append(f"- fit failures: {report['fit_failures']['count']} (each replaced by another face of the same stratum where one exists)")
     kinds = report.get("target_kinds")
     if kinds:
@@ -238,12 +251,13 @@ def render_markdown(report: dict, max_rows: int = 40) -> str:
         lines += [md_row([", ".join(g["files"]), "; ".join(g["labels"]), "yes" if g["conflict"] else "no"]) for g in identical[:max_rows]]
         if len(identical) > max_rows:
             lines.append(f"\n... {len(identical) - max_rows} more in report.json")
-    lines += ["", f"## Skipped inputs ({len(pool['skipped'])})", ""]
+    lines += ["", f"## Skipped inputs ({pool['skipped']})", ""]
     if pool["skipped"]:
         lines += ["| reason | count |", "|---|---:|"] + [md_row([reason, n]) for reason, n in pool["skipped_by_reason"].items()]
-        lines += ["", "| input | reason |", "|---|---|"] + [md_row([s["path"], s["reason"]]) for s in pool["skipped"][:max_rows]]
-        if len(pool["skipped"]) > max_rows:
-            lines.append(f"\n... {len(pool['skipped']) - max_rows} more in report.json")
+        examples = pool["skipped_examples"]
+        where = f"`{pool['skipped_table']}`" + (" (a dry run writes nothing)" if written is None else "")
+        lines += ["", f"The first {len(examples)} of {pool['skipped']}; every one (path, source, reason) is in {where}.", "",
+                  "| input | reason |", "|---|---|"] + [md_row([s["path"], s["reason"]]) for s in examples]
     else:
         lines.append("None.")
     if report["fit_failures"]["items"]:

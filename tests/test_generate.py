@@ -100,7 +100,8 @@ def test_hugging_face_imagefolder_reads_the_dataset(dataset, monkeypatch, tmp_pa
 
 def test_report_lists_skipped_inputs_with_reasons(dataset):
     report = json.loads((dataset / "report.json").read_text())
-    reasons = {Path(item["path"]).name: item["reason"] for item in report["pool"]["skipped"]}
+    skipped = pd.read_parquet(dataset / report["pool"]["skipped_table"])
+    reasons = {Path(path).name: reason for path, reason in zip(skipped["path"], skipped["reason"])}
     assert "not_a_utkface_name.jpg" in reasons
     assert reasons["30_0_0_20170101000009.jpg"] == "no face found"
     assert report["pool"]["usable_faces"] == 8
@@ -135,6 +136,43 @@ def test_masks_cover_mouth_and_nose_and_spare_the_eyes(dataset):
             assert difference[eyes].mean() < 6
             mouth = facemesh.polygon_mask(points, facemesh.LIPS_OUTER, occlusion.shape)
             assert difference[mouth].mean() > 25  # the mouth is really covered
+
+
+def test_skipped_inputs_go_to_a_table_and_the_report_summarises_them(tmp_path, utk_folder, scenario_file):
+    from synthface.generate import clear_outputs, has_outputs
+
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    for photo in utk_folder.iterdir():
+        (pool / photo.name).write_bytes(photo.read_bytes())
+    broken = [f"{20 + i}_1_2_201701010001{i:02d}.jpg" for i in range(14)]  # more than the report's examples
+    for name in broken:
+        (pool / name).write_bytes(b"not a jpeg")
+    scenario = yaml.safe_load(scenario_file.read_text()) | {"n_samples": 4, "pair_unmasked": False, "preview_samples": 0,
+                                                             "sources": [{"kind": "utkface", "path": str(pool)}]}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(scenario))
+    out = tmp_path / "out"
+    result = generate(tmp_path / "s.yaml", "--out", out, "--workers", "1")
+    assert result.exit_code == 0, result.output
+
+    table = pd.read_parquet(out / "skipped.parquet")
+    assert list(table.columns) == ["path", "source", "reason"]
+    rows = {Path(path).name: reason for path, reason in zip(table["path"], table["reason"])}
+    assert set(rows) == {*broken, "not_a_utkface_name.jpg", "30_0_0_20170101000009.jpg"} and len(table) == len(rows)
+    assert all(rows[name].startswith("unreadable image") for name in broken)
+    assert rows["30_0_0_20170101000009.jpg"] == "no face found"
+    assert set(table["source"]) == {f"utkface:{pool}"}
+
+    report = json.loads((out / "report.json").read_text())["pool"]
+    assert report["skipped"] == len(table) and sum(report["skipped_by_reason"].values()) == len(table)
+    assert report["skipped_by_reason"]["unreadable image"] == len(broken)
+    assert len(report["skipped_examples"]) == 10
+    markdown = (out / "report.md").read_text()
+    assert f"| unreadable image | {len(broken)} |" in markdown and "skipped.parquet" in markdown
+    assert sum(name in markdown for name in rows) == 10  # examples only, the rest is in the table
+
+    clear_outputs(out)  # what --overwrite does first
+    assert not (out / "skipped.parquet").exists() and not has_outputs(out)
 
 
 def test_same_scenario_and_seed_give_the_same_bytes_with_any_worker_count(tmp_path, dataset, scenario_file):
@@ -197,6 +235,7 @@ def test_shards_merge_into_the_full_dataset(tmp_path, dataset, scenario_file):
     assert all((tmp_path / "merged" / f).is_file() for f in merged["file_name"])
     report = json.loads((tmp_path / "merged" / "report.json").read_text())
     assert report["written"]["samples"] == 24
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "merged" / "skipped.parquet"), pd.read_parquet(dataset / "skipped.parquet"))
     incomplete = runner.invoke(app, ["merge", str(tmp_path / "shard1"), "--out", str(tmp_path / "merged1")])
     assert incomplete.exit_code == 2 and "every shard" in incomplete.output
 

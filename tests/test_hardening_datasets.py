@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -401,7 +402,8 @@ def test_generate_on_a_hostile_pool_skips_each_trap_and_reports_it(cli, tmp_path
     result = cli(["generate", scenario, "--out", tmp_path / "out", "--workers", "1", "--quiet"])
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "out" / "report.json").read_text())
-    reasons = {Path(s["path"]).name: s["reason"] for s in report["pool"]["skipped"]}
+    skipped = pd.read_parquet(tmp_path / "out" / "skipped.parquet")
+    reasons = {Path(path).name: reason for path, reason in zip(skipped["path"], skipped["reason"])}
     assert reasons["50_0_1_20170101000004.png"].startswith("unreadable image: image too large: over 179 megapixels, the limit is 50")
     assert reasons["51_0_1_20170101000005.png"].startswith("unreadable image: image too large: 9000x9000 px is 81 megapixels, the limit is 50")
     assert reasons["self"].startswith("folder link loop") and reasons["loop_a"].startswith("looping link")

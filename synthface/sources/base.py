@@ -97,6 +97,7 @@ class SkippedInput:
 
     path: str  # the file, or "table.csv:LINE" / "table.csv row N" for a table row
     reason: str
+    source: str = ""  # the source it came from, as given to --source (KIND:PATH); set by the pool stage
 
 
 @dataclass
