@@ -241,7 +241,7 @@ class TarReader(Reader):
         for number, path in enumerate(self.files):
             with tarfile.open(path, "r:") as tar:
                 for member in tar:
-                    if member.isfile():
+                    if member.isfile() and not member.name.endswith(".json"):  # rows come from the metadata table
                         self.index[member.name] = (number, member.offset_data, member.size)
         self._handles: dict[int, object] = {}
         self._pid = os.getpid()

@@ -20,7 +20,7 @@ DEVICE_HELP = "Device: auto (GPU when present), cpu, cuda or cuda:N."
 
 def evaluate(
     checkpoint: Path = typer.Argument(..., help="Trained checkpoint (.pt) written by `synthface train`."),
-    data: Path = typer.Option(..., "--data", "-d", help="Dataset folder in synthface's format (metadata.csv + images/)."),
+    data: Path = typer.Option(..., "--data", "-d", help="Dataset folder in synthface's format (metadata + images/, or webdataset/parquet data files)."),
     out: Path = typer.Option(..., "--out", "-o", help="Report folder: metrics.json, predictions.csv, report.md, plots/."),
     split: str = typer.Option("test", "--split", help="Which split of the dataset to evaluate (train, val or test)."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),

@@ -18,7 +18,7 @@ def train_command(
                   "oam_resnet50_no_attention, gender_aware, curriculum, ..."
     ),
     data: Optional[Path] = typer.Option(
-        None, "--data", help="Dataset folder written by `synthface generate` (metadata + images); "
+        None, "--data", help="Dataset folder written by `synthface generate`, in any --format (folder, webdataset, parquet); "
                              "not used with a curriculum recipe, whose phases name their datasets."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder for checkpoints and logs (default: runs/<recipe name>)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Override optim.epochs."),
