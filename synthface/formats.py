@@ -505,18 +505,29 @@ def pack(out: Path, table: pd.DataFrame, name: str, size: PackSize, run_dir: Pat
     fmt = get_format(name)
     written: list[Path] = []
     if fmt.suffix:
-        files = plan_files(out, table, size)
         shared = fmt.prepare(table)
         journal = (run_dir or out) / PACK_JOURNAL
-        done = {}
+        done, layouts = {}, {}
         if journal.exists():
             for line in journal.read_text().splitlines():
                 try:
                     entry = json.loads(line)
-                    done[entry["file"]] = entry["digest"]
+                    if "layout" in entry:
+                        layouts[entry["key"]] = [tuple(rows) for rows in entry["layout"]]
+                    else:
+                        done[entry["file"]] = entry["digest"]
                 except (json.JSONDecodeError, KeyError, TypeError):
                     continue  # a line cut short by a kill
         journal.parent.mkdir(parents=True, exist_ok=True)
+        # Sizing files by bytes reads the staged images; a finished run has removed them, so a
+        # resumed packing reuses the layout journaled for the same samples and size.
+        layout_key = hashlib.sha256(json.dumps([str(size), table["sample_id"].astype(str).tolist()]).encode()).hexdigest()
+        files = layouts.get(layout_key)
+        with open(journal, "a") as log:
+            if files is None:
+                files = plan_files(out, table, size)
+                log.write(json.dumps({"key": layout_key, "layout": [list(rows) for rows in files]}) + "\n")
+                log.flush()
         with open(journal, "a") as log, progress_bar(f"packing {fmt.name}", len(files), quiet) as advance:
             for number, (start, stop) in enumerate(files):
                 path = out / data_file_name(number, fmt)

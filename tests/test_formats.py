@@ -188,6 +188,10 @@ def test_pack_size_in_bytes_and_bad_values(tmp_path, scenario_file, outputs):
     out = generate(scenario_file, tmp_path / "bytes", "--format", "webdataset", "--pack-size", f"{one_sample * 2 / 1000:.3f}kB")
     pd.testing.assert_frame_equal(formats.WEBDATASET.read_table(out), read_metadata(outputs["folder"]))
     assert len(list(out.glob("data-*.tar"))) > 3
+    # A finished run sized by bytes resumes too: its staged images are gone, its journaled layout is reused.
+    before = {p.name: p.read_bytes() for p in out.glob("data-*.tar")}
+    generate(scenario_file, out, "--format", "webdataset", "--pack-size", f"{one_sample * 2 / 1000:.3f}kB", "--resume")
+    assert {p.name: p.read_bytes() for p in out.glob("data-*.tar")} == before
     wrong = runner.invoke(app, ["generate", str(scenario_file), "--out", str(tmp_path / "x"), "--format", "zip"])
     assert wrong.exit_code == 2 and "unknown format 'zip'" in wrong.output
     from synthface.generate_cli import DEFAULT_PACK_SIZE
