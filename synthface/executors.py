@@ -16,6 +16,7 @@ with two chunks in flight per actor, so no actor waits for the driver.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -153,14 +154,18 @@ class RayExecutor:
             try:
                 if address:
                     ray.init(address=address, log_to_driver=False, logging_level="ERROR")
-                else:
-                    ray.init(num_cpus=worker_count(workers), include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-            except ConnectionError as error:
-                raise ExecutorError(f"--ray-address {address}: cannot reach a Ray cluster ({error})") from None
+                else:  # "local": a new instance for this run, even where RAY_ADDRESS or `ray start` names a cluster
+                    ray.init(address="local", num_cpus=worker_count(workers), include_dashboard=False, log_to_driver=False,
+                             logging_level="ERROR")
+            except (ConnectionError, ValueError, RuntimeError) as error:
+                where = f"--ray-address {address}: cannot reach a Ray cluster" if address else "cannot start a local Ray instance"
+                raise ExecutorError(f"{where} ({error})") from None
             self._started = True
         # 0 workers = every CPU of the cluster (of this machine for a local instance).
         self.workers = workers if workers > 0 else max(1, int(ray.cluster_resources().get("CPU", 1)))
-        self._actor_class = ray.remote(num_cpus=1, max_restarts=RAY_RETRIES, max_task_retries=RAY_RETRIES)(_RayWorker)
+        # Restarts without limit over an actor's life (a long run may see many preemptions); each chunk is
+        # retried RAY_RETRIES times, so a chunk that kills its worker every time still ends the run.
+        self._actor_class = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=RAY_RETRIES)(_RayWorker)
 
     def map_unordered(self, job: WorkerJob, items: Sequence, inline: Callable[[Any], Any] | None = None) -> Iterator[tuple[int, Any]]:
         ray = self._ray
@@ -185,7 +190,7 @@ class RayExecutor:
             while pending:
                 (ready,), _ = ray.wait(list(pending), num_returns=1)
                 actor = pending.pop(ready)
-                results = ray.get(ready)
+                results = self._get(ready)
                 submit(actor)
                 yield from results
         finally:
@@ -193,6 +198,22 @@ class RayExecutor:
                 ray.cancel(ref)
             for actor in actors:
                 ray.kill(actor)
+
+    def _get(self, ref):
+        """A chunk's results; a task's own error is raised as itself (as on the local executor), not as
+        Ray's wrapper with the remote traceback."""
+        from ray.exceptions import RayActorError, RayTaskError
+
+        try:
+            return self._ray.get(ref)
+        except RayTaskError as error:
+            if isinstance(error.cause, BaseException):
+                raise error.cause from None
+            raise
+        except RayActorError as error:
+            first_line = re.sub(r"\x1b\[[0-9;]*m", "", str(error).splitlines()[0])  # without Ray's colour codes
+            raise ExecutorError(f"a Ray worker died and its samples could not be finished, retried {RAY_RETRIES} times "
+                                f"(out of memory? killed?): {first_line}") from None
 
     def close(self) -> None:
         if self._started:
