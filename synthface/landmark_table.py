@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from synthface.dataset import atomic_write_bytes
-from synthface.landmarks import BUNDLED_MODEL, CACHE_VERSION, CachedDetection, FaceLandmarks, _file_sha256
+from synthface.errors import UserError
+from synthface.landmarks import BUNDLED_MODEL, CACHE_VERSION, CachedDetection, FaceLandmarks, file_sha256, model_sha256
 
 TABLE = "landmarks.parquet"
 PART_PREFIX = "part-"
@@ -33,7 +34,11 @@ N_POINTS = 478
 
 def file_digest(path: Path) -> str:
     """sha256 of a file's bytes: the key of its row."""
-    return _file_sha256(path)
+    return file_sha256(path)
+
+
+class LandmarkTableError(UserError, RuntimeError):
+    """The landmark table's folder cannot be used (not a folder, a damaged table)."""
 
 
 class LandmarkTable:
@@ -41,8 +46,10 @@ class LandmarkTable:
 
     def __init__(self, root: Path, model_path: Path | None = None):
         self.root = Path(root)
+        if self.root.exists() and not self.root.is_dir():
+            raise LandmarkTableError(f"{self.root}: not a folder (the landmark table's folder, given with --cache or --landmarks)")
         self.root.mkdir(parents=True, exist_ok=True)
-        self.model = f"{_file_sha256(Path(model_path) if model_path else BUNDLED_MODEL)}:{CACHE_VERSION}"
+        self.model = f"{model_sha256(Path(model_path) if model_path else BUNDLED_MODEL)}:{CACHE_VERSION}"
         self._digests: dict[Path, str] = {}
         self._new: list[dict] = []
         self._rows = self._load()
@@ -54,10 +61,18 @@ class LandmarkTable:
 
     def _load(self) -> dict[str, dict]:
         rows: dict[str, dict] = {}
-        for file in self._files():
-            table = pd.read_parquet(file)
-            for row in table[table["model_sha256"] == self.model].to_dict("records"):
-                rows[row["sha256"]] = row
+        with open(self.root / LOCK, "a") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_SH)  # not while another run folds the parts into the table
+            for file in self._files():
+                try:
+                    table = pd.read_parquet(file)
+                except FileNotFoundError:
+                    continue
+                except Exception as error:  # pyarrow's errors for a damaged file have no common base
+                    raise LandmarkTableError(f"{file}: not a readable landmark table ({type(error).__name__}: {error}); "
+                                             "delete it to detect again") from None
+                for row in table[table["model_sha256"] == self.model].to_dict("records"):
+                    rows[row["sha256"]] = row
         return rows
 
     def __len__(self) -> int:
@@ -70,7 +85,10 @@ class LandmarkTable:
         return self._digests[path]
 
     def get(self, path: Path) -> CachedDetection | None:
-        row = self._rows.get(self.digest(path))
+        try:
+            row = self._rows.get(self.digest(path))
+        except OSError:
+            return None  # unreadable: detection reports it as a skipped input
         if row is None:
             return None
         size = (int(row["image_height"]), int(row["image_width"]))
@@ -81,8 +99,12 @@ class LandmarkTable:
                                "", size)
 
     def put(self, path: Path, detection: CachedDetection) -> None:
+        try:
+            key = self.digest(path)
+        except OSError:
+            return  # unreadable: nothing to key it by (it is reported as skipped, not stored)
         face = detection.face
-        row = {"sha256": self.digest(path), "model_sha256": self.model, "has_face": face is not None,
+        row = {"sha256": key, "model_sha256": self.model, "has_face": face is not None,
                "points": face.points.astype(np.float32).tobytes() if face else b"",
                # float32, as in the per-user cache: a face found in either gives the same metadata
                **{name: np.float32(getattr(face, name) if face else 0.0) for name in ("yaw", "pitch", "roll")},

@@ -243,9 +243,15 @@ class CachedDetection:
     image_size: tuple[int, int] = (0, 0)  # (height, width) of the source image
 
 
+def model_sha256(path: Path) -> str:
+    """A landmarker model's sha256, computed once per process for each version of the file."""
+    stat = Path(path).stat()
+    return _model_sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
 @lru_cache(maxsize=8)
-def _file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def _model_sha256(path: str, size: int, mtime_ns: int) -> str:  # size and mtime: a rewritten file is hashed again
+    return file_sha256(Path(path))
 
 
 class LandmarkCache:
@@ -260,7 +266,7 @@ class LandmarkCache:
         self.root = Path(root) if root else cache_dir() / "landmarks"
         model = Path(model_path) if model_path else BUNDLED_MODEL
         self.model_path = model
-        self._model_tag = f"{_file_sha256(model)}:{CACHE_VERSION}"
+        self._model_tag = f"{model_sha256(model)}:{CACHE_VERSION}"
         self.remove_stale_temporaries()
 
     @property

@@ -55,3 +55,25 @@ def test_a_new_image_is_detected_once_and_added(tmp_path, utk_folder):
     result = runner.invoke(app, ["detect", f"utkface:{pool}", "--cache", str(table_dir), "-w", "1", "-q"])
     assert result.exit_code == 0 and "1 detected now" in " ".join(result.output.split()), result.output
     assert len(LandmarkTable(table_dir)) == 3
+
+
+def test_bad_table_folders_and_unreadable_images_are_reported_not_raised(tmp_path, utk_folder):
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("x")
+    result = runner.invoke(app, ["detect", f"utkface:{utk_folder}", "--cache", str(not_a_folder), "--quiet"])
+    assert result.exit_code == 2 and "not a folder" in result.output and "Traceback" not in result.output
+
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / TABLE).write_bytes(b"not parquet")
+    result = runner.invoke(app, ["detect", f"utkface:{utk_folder}", "--cache", str(damaged), "--quiet"])
+    assert result.exit_code == 2 and "not a readable landmark table" in result.output
+
+    # An image that cannot be read has no content key: the table skips it (detection reports it) instead of stopping.
+    table = LandmarkTable(tmp_path / "table")
+    missing = tmp_path / "gone.jpg"
+    assert table.get(missing) is None
+    from synthface.landmarks import CachedDetection
+
+    table.put(missing, CachedDetection(None, "unreadable image", (0, 0)))
+    assert len(table) == 0
