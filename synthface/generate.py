@@ -35,7 +35,7 @@ from synthface.formats import DEFAULT_PACK_SIZE
 from synthface.landmark_table import LandmarkTable
 from synthface.landmarks import LandmarkCache, resolve_model_path
 from synthface.paths import UnsafePathError, inside
-from synthface.plan import Plan, PoolFace, SampleSpec, build_plan, shard
+from synthface.plan import PLAN_FILE, Plan, PoolFace, SampleSpec, build_plan, plan_bytes, shard
 from synthface.pool import PoolReport, build_pool
 from synthface.progress import progress_bar
 from synthface.render import PoolLandmarks
@@ -58,6 +58,7 @@ class GenerateOptions:
     out: Path
     workers: int = 0  # 0 = all cores
     dry_run: bool = False
+    plan_only: bool = False  # detect and plan, write OUT/.synthface-run/plan.parquet and stop (render later with resume)
     resume: bool = False
     overwrite: bool = False
     shard: tuple[int, int] | None = None  # (i, n), 1-based
@@ -125,7 +126,7 @@ def _run_stages(scenario: Scenario, options: GenerateOptions, library, executor:
         raise GenerateError(f"no usable face in the pool ({pool_report.n_inputs} inputs; reasons: {pool_report.reasons()})")
     pool_seconds = time.perf_counter() - pool_started
     plan = build_plan(scenario, faces, wear_styles_of={name: library.get(name).wear_styles for name in library.names()})
-    if scenario.balance.on_shortfall == "error" or options.dry_run:
+    if scenario.balance.on_shortfall == "error" or options.dry_run or options.plan_only:
         planned = build_report(scenario, plan, pool_report, None, [])
         shortfall = planned["shortfall"] if scenario.balance.on_shortfall == "error" else []
         if shortfall:
@@ -136,6 +137,10 @@ def _run_stages(scenario: Scenario, options: GenerateOptions, library, executor:
 
     samples = shard(plan.samples, *options.shard) if options.shard else plan.samples
     out = prepare_output(options, scenario, plan)
+    # The plan stage's artifact: the whole plan (every shard's), one row per sample, fingerprint in its metadata.
+    atomic_write_bytes(out / RUN_DIR / PLAN_FILE, plan_bytes(plan))
+    if options.plan_only:
+        return GenerateResult(plan, pool_report, planned, out)
     journal = out / RUN_DIR / JOURNAL
     # A finished packed run no longer has its staged images: its data files vouch for its samples.
     done, failures = read_journal(journal, out, formats.finished_packing(out, options.output_format))

@@ -47,6 +47,7 @@ def generate(
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed; overrides the scenario's seed."),
     workers: int = typer.Option(0, "--workers", "-w", min=0, max=256, help="Worker processes for detection and rendering; 0 = all cores."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Detect and plan, print the balance report, render nothing."),
+    plan_only: bool = typer.Option(False, "--plan-only", help="Detect and plan, write the plan to OUT/.synthface-run/plan.parquet, render nothing; render it later with --resume."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --out without redoing finished samples."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Delete what a previous run left in --out and start again."),
     shard: Optional[str] = typer.Option(None, "--shard", help="Render only slice i of n of the plan (e.g. 2/4); join with `synthface merge`."),
@@ -72,6 +73,8 @@ def generate(
 
     if executor not in EXECUTORS:
         raise typer.BadParameter(f"expected one of {', '.join(EXECUTORS)}, got {executor!r}", param_hint="--executor")
+    if plan_only and dry_run:
+        raise typer.BadParameter("--dry-run writes nothing; --plan-only writes the plan: give one", param_hint="--plan-only")
     if ray_address and executor != "ray":
         raise typer.BadParameter("--ray-address is for --executor ray", param_hint="--ray-address")
     target = out  # known once the scenario is loaded; a Ctrl-C before that has nothing to keep
@@ -84,7 +87,7 @@ def generate(
             loaded, path = load_scenario(scenario, overrides, mask_library=library)
             target = out or inside(Path("out"), loaded.name)
             options = GenerateOptions(
-                out=target, workers=workers, dry_run=dry_run, resume=resume, overwrite=overwrite,
+                out=target, workers=workers, dry_run=dry_run, plan_only=plan_only, resume=resume, overwrite=overwrite,
                 shard=parse_shard(shard), mask_dirs=tuple(masks), landmarker=landmarker, cache_dir=cache_dir, quiet=quiet,
                 output_format=output_format, pack_size=pack_size,
                 executor=executor, ray_address=ray_address, landmark_table=landmarks,
@@ -104,6 +107,14 @@ def generate(
         print_markdown(console, render_markdown(result.report))  # prose wraps, tables and ids are never cut
         return
     report = result.report
+    if plan_only:
+        from synthface.generate import RUN_DIR
+        from synthface.plan import PLAN_FILE
+
+        console.print(f"[green]planned[/] {len(result.plan.samples)} samples (plan {result.plan.fingerprint()}) in "
+                      f"{escape(str(result.out / RUN_DIR / PLAN_FILE))}; render them with the same command and --resume instead of --plan-only")
+        print_splits(report, loaded.splits.shares())
+        return
     console.print(
         f"[green]wrote[/] {report['written']['images']} images to {result.out} "
         f"({result.rendered} rendered, {result.reused} kept from an earlier run); "

@@ -417,3 +417,57 @@ def shard(samples: list[SampleSpec], index: int, count: int) -> list[SampleSpec]
         raise ValueError(f"shard {index}/{count}: expected 1 <= i <= n")
     start, stop = (index - 1) * len(samples) // count, index * len(samples) // count
     return samples[start:stop]
+
+
+# --- the plan as an artifact (OUT/.synthface-run/plan.parquet) ---------------------------
+PLAN_FILE = "plan.parquet"
+FINGERPRINT_KEY = b"synthface.plan_fingerprint"  # parquet key-value metadata of plan.parquet
+
+
+def plan_table(plan: Plan):
+    """One row per sample of the plan, in plan order: what the render stage will make of it. Faces
+    are named by their source_id and file (a face index means nothing outside this plan)."""
+    import pandas as pd
+
+    record = lambda index: plan.faces[index].record  # noqa: E731
+    rows = {
+        "index": [s.index for s in plan.samples],
+        "sample_id": [s.sample_id for s in plan.samples],
+        "split": [s.split for s in plan.samples],
+        "source_id": [record(s.face).source_id for s in plan.samples],
+        "source_file": [str(record(s.face).path) for s in plan.samples],
+        "alternates": [[record(i).source_id for i in s.alternates] for s in plan.samples],
+        "age_bin": [s.age_bin for s in plan.samples],
+        "gender": [s.gender for s in plan.samples],
+        "race": [s.race for s in plan.samples],
+        "mask": [s.mask for s in plan.samples],
+        "mask_type": [s.mask_type for s in plan.samples],
+        "wear_style": [s.wear_style for s in plan.samples],
+        "confuser": [s.confuser for s in plan.samples],
+        "seed": [s.seed for s in plan.samples],
+    }
+    return pd.DataFrame(rows).astype({"index": "int64", "mask": "int64", "seed": "int64"})
+
+
+def plan_bytes(plan: Plan) -> bytes:
+    """plan.parquet's bytes: the plan table with the scenario, seed and plan fingerprint in its metadata
+    (the same inputs give the same bytes)."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(plan_table(plan), preserve_index=False)
+    extra = {FINGERPRINT_KEY: plan.fingerprint().encode(), b"synthface.scenario": plan.scenario_name.encode(),
+             b"synthface.seed": str(plan.seed).encode()}
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **extra})
+    data = io.BytesIO()
+    pq.write_table(table, data)
+    return data.getvalue()
+
+
+def read_plan_fingerprint(path) -> str:
+    """The plan fingerprint stored in a plan.parquet."""
+    import pyarrow.parquet as pq
+
+    return pq.read_schema(path).metadata[FINGERPRINT_KEY].decode()

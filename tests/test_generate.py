@@ -240,6 +240,35 @@ def test_shards_merge_into_the_full_dataset(tmp_path, dataset, scenario_file):
     assert incomplete.exit_code == 2 and "every shard" in incomplete.output
 
 
+def test_plan_only_writes_the_plan_that_a_run_renders(tmp_path, dataset, scenario_file):
+    from synthface.plan import read_plan_fingerprint
+
+    out = tmp_path / "planned"
+    result = generate(scenario_file, "--out", out, "--workers", "1", "--plan-only")
+    assert result.exit_code == 0, result.output
+    plan_file = out / ".synthface-run" / "plan.parquet"
+    assert not (out / "metadata.csv").exists() and not any((out / "images").iterdir())  # nothing rendered
+
+    plan = pd.read_parquet(plan_file)
+    table = read_metadata(dataset)
+    rendered = table[~table["sample_id"].str.endswith("-unmasked")].reset_index(drop=True)
+    assert list(plan["sample_id"]) == list(rendered["sample_id"]) and list(plan["index"]) == list(range(len(plan)))
+    for column in ("split", "seed", "age_bin", "gender", "race", "mask_type", "wear_style"):
+        assert list(plan[column]) == list(rendered[column]), column
+    assert list(plan["mask"]) == list(rendered["mask_worn"])
+    # The face is the planned one, or one of its alternates where the mask could not be fitted.
+    assert all(used == face or used in list(others) for used, face, others in zip(rendered["source_id"], plan["source_id"], plan["alternates"]))
+    fingerprint = json.loads((dataset / ".synthface-run" / "run.json").read_text())["plan"]
+    assert read_plan_fingerprint(plan_file) == fingerprint and fingerprint in result.output
+    # Deterministic: the full run wrote the same artifact, byte for byte.
+    assert plan_file.read_bytes() == (dataset / ".synthface-run" / "plan.parquet").read_bytes()
+
+    # The render stage on its own: --resume renders the planned folder into the same dataset.
+    result = generate(scenario_file, "--out", out, "--workers", "1", "--resume")
+    assert result.exit_code == 0, result.output
+    pd.testing.assert_frame_equal(read_metadata(out), table)
+
+
 def test_dry_run_reports_and_writes_nothing(tmp_path, scenario_file):
     result = generate(scenario_file, "--out", tmp_path / "dry", "--dry-run")
     assert result.exit_code == 0, result.output
