@@ -107,6 +107,18 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
         os.replace(tmp, path)
 
 
+def remove_staged_leftovers(folder: Path) -> int:
+    """Delete the temporaries that `staged_file` left in `folder` when its writer was killed
+    (SIGKILL, a lost Ray worker). Call it only while holding the folder's run lock: a live
+    writer's temporary must not be removed. Returns how many were removed."""
+    removed = 0
+    for leftover in Path(folder).glob(".*.tmp") if Path(folder).is_dir() else ():
+        if leftover.is_file():
+            leftover.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 @contextmanager
 def staged_file(path: Path) -> Iterator[tuple[BinaryIO, Path]]:
     """(open handle, temporary path) of a file staged beside `path`; removed if the block fails

@@ -27,6 +27,7 @@ from synthface.dataset import (
     OCCLUSION_DIR,
     SKIPPED_PARQUET,
     atomic_write_bytes,
+    remove_staged_leftovers,
     write_metadata,
 )
 from synthface.errors import UserError
@@ -93,6 +94,11 @@ def run_generate(scenario: Scenario, options: GenerateOptions, library=None) -> 
     """
     if options.dry_run:
         return _run_generate(scenario, options, library)
+    out = Path(options.out)
+    # A folder that is not a synthface run's is refused before the pool stage and without leaving a lock file in
+    # it; a synthface folder goes on to its lock (a run writing it is named) and then to the same refusal.
+    if has_outputs(out) and not (options.resume or options.overwrite) and not (out / RUN_DIR / LOCK_FILE).exists():
+        raise GenerateError(f"{options.out} is not empty: pass --resume to continue that run or --overwrite to start again")
     with output_lock(options.out, RUN_DIR, "generate"):
         return _run_generate(scenario, options, library)
 
@@ -216,6 +222,9 @@ def prepare_output(options: GenerateOptions, scenario: Scenario, plan: Plan) -> 
             )
     elif started:
         raise GenerateError(f"{out} is not empty: pass --resume to continue that run or --overwrite to start again")
+    # A writer killed mid-file (SIGKILL, a lost Ray worker) leaves its temporary; this run holds the lock.
+    for folder in (out, out / IMAGES_DIR, out / OCCLUSION_DIR, out / RUN_DIR):
+        remove_staged_leftovers(folder)
     (out / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(info_file, json.dumps(info).encode())
     return out

@@ -70,3 +70,26 @@ def test_an_out_that_is_a_file_is_a_clear_error(tmp_path):
     with pytest.raises(OutputLockedError, match="is not a folder"):
         with output_lock(tmp_path / "file", RUN_DIR, "generate"):
             pass
+
+
+def test_a_non_empty_out_is_refused_before_detection_and_leaves_no_lock(tmp_path):
+    out = tmp_path / "someone_elses"
+    out.mkdir()
+    (out / "thesis.pdf").write_bytes(b"%PDF")
+    result = runner.invoke(app, ["generate", "all_masked", "--out", str(out), "-n", "4", "--quiet"])
+    assert result.exit_code == 2 and "is not empty" in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["thesis.pdf"]  # no .synthface-run/lock left in the user's folder
+
+
+def test_temporaries_of_a_killed_writer_are_removed_when_the_run_resumes(tmp_path):
+    out = tmp_path / "out"
+    first = runner.invoke(app, ["generate", "all_masked", "--out", str(out), "-n", "4", "--workers", "1", "--quiet"])
+    assert first.exit_code == 0, first.output
+    # What a worker killed mid-write leaves (dataset.staged_file names its temporaries .NAME.XXXX.tmp).
+    leftovers = [out / "images" / ".all_masked-000001.jpg.k2j4.tmp", out / "occlusion" / ".all_masked-000001.png.x9.tmp"]
+    for leftover in leftovers:
+        leftover.parent.mkdir(exist_ok=True)
+        leftover.write_bytes(b"half a file")
+    again = runner.invoke(app, ["generate", "all_masked", "--out", str(out), "-n", "4", "--workers", "1", "--quiet", "--resume"])
+    assert again.exit_code == 0, again.output
+    assert not any(leftover.exists() for leftover in leftovers)
