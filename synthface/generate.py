@@ -35,7 +35,7 @@ from synthface.executors import Executor, WorkerJob, make_executor
 from synthface.formats import DEFAULT_PACK_SIZE
 from synthface.landmark_table import LandmarkTable
 from synthface.landmarks import LandmarkCache, resolve_model_path
-from synthface.paths import UnsafePathError, inside
+from synthface.paths import UnsafePathError, inside, refuse_url
 from synthface.plan import PLAN_FILE, Plan, PoolFace, SampleSpec, build_plan, plan_bytes, shard
 from synthface.pool import PoolReport, build_pool
 from synthface.progress import progress_bar
@@ -92,6 +92,7 @@ def run_generate(scenario: Scenario, options: GenerateOptions, library=None) -> 
     validate the scenario); loaded here when not given. A run that writes holds the output's
     lock from the start (before the pool stage), so a second run on the same --out stops at once.
     """
+    refuse_url(options.out, "--out")
     if options.dry_run:
         return _run_generate(scenario, options, library)
     out = Path(options.out)
@@ -356,6 +357,8 @@ def finalise_table(rows: list[dict]) -> pd.DataFrame:
 def merge_shards(shard_dirs: list[Path], out: Path, overwrite: bool = False, output_format: str = "folder",
                  pack_size: str = DEFAULT_PACK_SIZE) -> pd.DataFrame:
     """Join the outputs of `--shard i/n` runs of one plan (in any format) into one dataset at `out` (holding its lock)."""
+    for location, what in ((out, "--out"), *((folder, "shard") for folder in shard_dirs)):
+        refuse_url(location, what)
     with output_lock(out, RUN_DIR, "merge"):
         return _merge_into(shard_dirs, Path(out), overwrite, output_format, pack_size)
 

@@ -24,6 +24,7 @@ import pandas as pd
 from synthface.dataset import atomic_write_bytes
 from synthface.errors import UserError
 from synthface.landmarks import BUNDLED_MODEL, CACHE_VERSION, CachedDetection, FaceLandmarks, file_sha256, model_sha256
+from synthface.paths import refuse_url
 
 TABLE = "landmarks.parquet"
 PART_PREFIX = "part-"
@@ -45,6 +46,7 @@ class LandmarkTable:
     """Detections by image content (sha256), for one model; same get/put interface as LandmarkCache."""
 
     def __init__(self, root: Path, model_path: Path | None = None):
+        refuse_url(root, "landmark table folder")
         self.root = Path(root)
         if self.root.exists() and not self.root.is_dir():
             raise LandmarkTableError(f"{self.root}: not a folder (the landmark table's folder, given with --cache or --landmarks)")

@@ -82,3 +82,17 @@ def inside(root: Path | str, *parts: str | Path) -> Path:
     if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
         raise UnsafePathError(f"{candidate}: leaves {root} (it resolves to {real}); refused")
     return candidate
+
+
+URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")  # s3://, gs://, file://, http://... (also as pathlib folds them: s3:/b)
+
+
+class UnsupportedLocationError(UserError, ValueError):
+    """A URL where synthface takes a local path."""
+
+
+def refuse_url(location: str | Path, what: str) -> None:
+    """Object storage is not supported yet: say so, rather than writing a local folder called `s3:`."""
+    if URL_SCHEME.match(str(location)):
+        raise UnsupportedLocationError(f"{what} {location}: URLs (s3://, gs://, ...) are not supported yet; give a local path "
+                                       "or a mounted folder (docs/scale.md)")

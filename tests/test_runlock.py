@@ -93,3 +93,16 @@ def test_temporaries_of_a_killed_writer_are_removed_when_the_run_resumes(tmp_pat
     again = runner.invoke(app, ["generate", "all_masked", "--out", str(out), "-n", "4", "--workers", "1", "--quiet", "--resume"])
     assert again.exit_code == 0, again.output
     assert not any(leftover.exists() for leftover in leftovers)
+
+
+@pytest.mark.parametrize("args", [
+    ["generate", "all_masked", "--out", "s3://bucket/masked"],
+    ["generate", "all_masked", "--out", "/tmp/unused", "--source", "utkface:gs://bucket/faces"],
+    ["merge", "/tmp/shard1", "--out", "s3://bucket/merged"],
+    ["detect", "demo", "--cache", "s3://bucket/landmarks"],
+])
+def test_object_storage_urls_are_refused_not_written_as_local_folders(args, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, [*args, "--quiet"] if args[0] != "merge" else args)
+    assert result.exit_code == 2 and "URLs (s3://, gs://, ...) are not supported yet" in " ".join(result.output.split()), result.output
+    assert not (tmp_path / "s3:").exists() and not (tmp_path / "gs:").exists()

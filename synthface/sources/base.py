@@ -15,6 +15,7 @@ from typing import Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from synthface.errors import UserError
+from synthface.paths import refuse_url
 from synthface.taxonomy import RACE_TAXONOMIES
 
 SourceKind = Literal["utkface", "fairface", "table", "demo"]
@@ -56,6 +57,8 @@ class SourceSpec(BaseModel):
     @field_validator("path", "labels")
     @classmethod
     def _expand_home(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            refuse_url(value, "path")
         return value.expanduser() if value is not None else None
 
     @field_validator("race_taxonomy")
@@ -121,6 +124,7 @@ def parse_source_arg(text: str) -> SourceSpec:
         return SourceSpec(kind="demo")
     if not sep or not path.strip():
         raise ValueError(f"--source {text!r}: missing path; expected {kind}:PATH")
+    refuse_url(path.strip(), f"--source {kind}:")
     return SourceSpec(kind=kind, path=Path(path.strip()))
 
 
@@ -128,6 +132,7 @@ def require_path(spec: SourceSpec, *, want_dir: bool) -> Path:
     """The spec's path, checked to exist (as a folder or a file); a SourceError naming it otherwise."""
     assert spec.path is not None  # guaranteed by SourceSpec's validator
     path = spec.path
+    refuse_url(path, f"{spec.kind} source:")
     if not path.exists():
         raise SourceError(f"{spec.kind} source: {path} does not exist")
     if want_dir and not path.is_dir():
