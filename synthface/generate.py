@@ -14,6 +14,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,7 +41,7 @@ from synthface.plan import PLAN_FILE, Plan, PoolFace, SampleSpec, build_plan, pl
 from synthface.pool import PoolReport, build_pool
 from synthface.progress import progress_bar
 from synthface.render import PoolLandmarks
-from synthface.runlock import LOCK_FILE, output_lock
+from synthface.runlock import LOCK_FILE, check_not_being_written, output_lock
 from synthface.scenario import Scenario, scenario_to_yaml
 
 RUN_DIR = ".synthface-run"
@@ -156,6 +157,8 @@ def _run_stages(scenario: Scenario, options: GenerateOptions, library, executor:
     pool_landmarks = PoolLandmarks.save(out / RUN_DIR, landmarks)
     rendered = render_all(scenario, plan, library, options.mask_dirs, pool_landmarks, out, todo, executor, journal, failures, options.quiet)
     render_seconds = time.perf_counter() - render_started
+    for folder in (out / IMAGES_DIR, out / OCCLUSION_DIR):  # a worker lost mid-file (its sample was redone) left one
+        remove_staged_leftovers(folder)
 
     rows = [row for spec in samples for row in done.get(spec.sample_id, [])] + rendered
     table = finalise_table(rows)
@@ -328,8 +331,10 @@ def render_all(scenario: Scenario, plan: Plan, library, mask_dirs: tuple[Path, .
             in_process["context"] = RenderContext(scenario, plan.faces, library, landmarks, out)
         return render_sample(in_process["context"], item[0])
 
-    with open(journal, "a") as log, progress_bar("rendering", len(todo), quiet) as advance:
-        for _, outcome in executor.map_unordered(job, SamplesWithFaces(todo, plan.faces), inline):
+    # closing(): an error in this loop (a full disk) stops the workers now, not when the generator is collected.
+    outcomes = closing(executor.map_unordered(job, SamplesWithFaces(todo, plan.faces), inline))
+    with open(journal, "a") as log, progress_bar("rendering", len(todo), quiet) as advance, outcomes as results:
+        for _, outcome in results:
             sample_id = plan.samples[outcome.index].sample_id
             log.write(json.dumps({"sample_id": sample_id, "rows": outcome.rows, "failures": outcome.failures}) + "\n")
             log.flush()
@@ -359,6 +364,8 @@ def merge_shards(shard_dirs: list[Path], out: Path, overwrite: bool = False, out
     """Join the outputs of `--shard i/n` runs of one plan (in any format) into one dataset at `out` (holding its lock)."""
     for location, what in ((out, "--out"), *((folder, "shard") for folder in shard_dirs)):
         refuse_url(location, what)
+    for folder in shard_dirs:
+        check_not_being_written(folder, RUN_DIR, "shard")
     with output_lock(out, RUN_DIR, "merge"):
         return _merge_into(shard_dirs, Path(out), overwrite, output_format, pack_size)
 

@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import signal
 from collections import Counter
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,8 +105,9 @@ def detect_all(paths: list[Path], cache: LandmarkCache | LandmarkTable, executor
     job = WorkerJob(_init_detector, (model,), _detect_file, chunksize=8)
     inline = _InProcessDetector(model_path)
     try:
-        with progress_bar(f"landmarks ({len(results)} cached)", len(todo), quiet) as advance:
-            for index, detection in executor.map_unordered(job, [str(path.absolute()) for path in todo], inline):
+        detections = closing(executor.map_unordered(job, [str(path.absolute()) for path in todo], inline))  # workers stop on any error
+        with progress_bar(f"landmarks ({len(results)} cached)", len(todo), quiet) as advance, detections as found:
+            for index, detection in found:
                 cache.put(todo[index], detection)
                 results[todo[index]] = detection
                 advance()

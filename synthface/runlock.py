@@ -73,3 +73,17 @@ def output_lock(out: Path, run_dir: str, action: str) -> Iterator[Path]:
         yield path
     finally:
         handle.close()  # closing the descriptor releases the lock
+
+
+def check_not_being_written(folder: Path, run_dir: str, what: str) -> None:
+    """Raise OutputLockedError if a run holds `folder`'s write lock (a shard still being written or
+    resumed must not be read as finished). Takes and drops the shared side; leaves no file behind."""
+    path = lock_path(Path(folder) / run_dir)
+    if not path.is_file():
+        return
+    with open(path) as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputLockedError(f"{what} {folder} is being written by a synthface run ({describe_holder(handle.read())}); "
+                                    "merge it once that run has finished") from None

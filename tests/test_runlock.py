@@ -106,3 +106,11 @@ def test_object_storage_urls_are_refused_not_written_as_local_folders(args, tmp_
     result = runner.invoke(app, [*args, "--quiet"] if args[0] != "merge" else args)
     assert result.exit_code == 2 and "URLs (s3://, gs://, ...) are not supported yet" in " ".join(result.output.split()), result.output
     assert not (tmp_path / "s3:").exists() and not (tmp_path / "gs:").exists()
+
+
+def test_merge_refuses_a_shard_that_a_run_is_still_writing(tmp_path):
+    shard = tmp_path / "shard1"
+    with output_lock(shard, RUN_DIR, "generate"):  # as a shard run (or its --resume) holds it
+        result = runner.invoke(app, ["merge", str(shard), "--out", str(tmp_path / "merged")])
+    assert result.exit_code == 2 and "is being written by a synthface run" in " ".join(result.output.split()), result.output
+    assert not (tmp_path / "merged" / "metadata.csv").exists()
