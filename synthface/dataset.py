@@ -32,6 +32,7 @@ METADATA_PARQUET = "samples.parquet"
 SKIPPED_PARQUET = "skipped.parquet"  # the pool's skipped inputs (path, source, reason); report.md summarises them
 IMAGES_DIR = "images"
 OCCLUSION_DIR = "occlusion"
+TWIN_SUFFIX = "-unmasked"  # a masked sample's unmasked twin: sample_id + TWIN_SUFFIX
 
 # Column -> dtype. Lighting parameters are the `lighting_*` columns and the source photo's capture
 # estimates the `source_*` ones (synthface.capture: blur, noise, JPEG quality, exposure, white

@@ -29,11 +29,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from synthface.dataset import COLUMNS, IMAGES_DIR, OCCLUSION_DIR, DatasetError, staged_file
+from synthface.dataset import COLUMNS, IMAGES_DIR, OCCLUSION_DIR, TWIN_SUFFIX, DatasetError, staged_file
 from synthface.errors import UserError
 from synthface.paths import UnsafePathError, inside
 
-TWIN_SUFFIX = "-unmasked"  # render.TWIN_SUFFIX (not imported: render pulls in the whole renderer)
 PACK_JOURNAL = "packed.jsonl"  # in the run folder: which packed files are finished, for a resumed packing
 PACK_VERSION = 1  # part of each packed file's journal digest: a change of layout repacks
 ROW_GROUP_ROWS = 100  # parquet rows per row group: Hugging Face's own choice for image datasets

@@ -27,6 +27,7 @@ from synthface.dataset import (
     METADATA_PARQUET,
     OCCLUSION_DIR,
     SKIPPED_PARQUET,
+    TWIN_SUFFIX,
     atomic_write_bytes,
     remove_staged_leftovers,
     write_metadata,
@@ -349,7 +350,7 @@ def finalise_table(rows: list[dict]) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     if table.empty:
         return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in COLUMNS.items()})
-    table["_twin"] = table["sample_id"].str.endswith("-unmasked")
+    table["_twin"] = table["sample_id"].str.endswith(TWIN_SUFFIX)
     table = table.sort_values(["plan_index", "_twin"], kind="stable").drop(columns=["_twin", "plan_index"]).reset_index(drop=True)
     ordered = [c for c in COLUMNS if c in table.columns] + sorted(c for c in table.columns if c not in COLUMNS)
     table = table[ordered]
@@ -415,7 +416,7 @@ def _merge_into(shard_dirs: list[Path], out: Path, overwrite: bool, output_forma
                         atomic_write_bytes(target, reader.read(relative))
         tables.append(table)
     merged = pd.concat(tables, ignore_index=True)
-    merged = merged.assign(_order=merged["sample_id"].str.replace("-unmasked", "", regex=False), _twin=merged["sample_id"].str.endswith("-unmasked"))
+    merged = merged.assign(_order=merged["sample_id"].str.replace(TWIN_SUFFIX, "", regex=False), _twin=merged["sample_id"].str.endswith(TWIN_SUFFIX))
     merged = merged.sort_values(["_order", "_twin"], kind="stable").drop(columns=["_order", "_twin"]).reset_index(drop=True)
     formats.pack(out, merged, output_format, size, out / RUN_DIR)
     write_metadata(out, merged)

@@ -18,7 +18,7 @@ import numpy as np
 from synthface import facemesh
 from synthface.align import AlignedFace, align_face
 from synthface.capture import CaptureEstimate, estimate_capture, source_jpeg_quality
-from synthface.dataset import IMAGES_DIR, OCCLUSION_DIR, atomic_write_bytes
+from synthface.dataset import IMAGES_DIR, OCCLUSION_DIR, TWIN_SUFFIX, atomic_write_bytes
 from synthface.foreground import Foreground, detect_foreground
 from synthface.images import read_image_rgb
 from synthface.landmarks import FaceLandmarks
@@ -29,8 +29,6 @@ from synthface.paths import inside
 from synthface.plan import PoolFace, SampleSpec
 from synthface.scenario import Scenario
 from synthface.taxonomy import binary_mask_label, mask_state
-
-TWIN_SUFFIX = "-unmasked"
 
 
 @dataclass

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from synthface.balance import imbalance_metrics
-from synthface.dataset import SKIPPED_PARQUET, atomic_write_bytes
+from synthface.dataset import SKIPPED_PARQUET, TWIN_SUFFIX, atomic_write_bytes
 from synthface.markdown import md_row
 from synthface.plan import ATTRIBUTES, SPLITS, Plan
 from synthface.pool import PoolReport
@@ -99,7 +99,7 @@ def finish_report(report: dict, table: pd.DataFrame | None, failures: list[dict]
     report = {key: value for key, value in report.items() if key not in ACHIEVED_KEYS}
     targets, requested = report["targets"], report["requested"]
     if table is not None:
-        primary = table[~table["sample_id"].str.endswith("-unmasked")]
+        primary = table[~table["sample_id"].str.endswith(TWIN_SUFFIX)]
         if "mask_worn" in primary.columns:  # targets count worn masks; `mask` is the label (scenario mask.binary_label)
             primary = primary.assign(mask=primary["mask_worn"])
         achieved = {a: primary[a].astype(str).value_counts().to_dict() for a in (*ATTRIBUTES, "mask_type", "wear_style", "split")}

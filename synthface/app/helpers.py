@@ -321,7 +321,7 @@ def open_dataset(folder: str | Path) -> pd.DataFrame:
 
 def primary_rows(table: pd.DataFrame) -> pd.DataFrame:
     """The samples without their unmasked twins (twins are shown beside their sample)."""
-    from synthface.render import TWIN_SUFFIX
+    from synthface.dataset import TWIN_SUFFIX
 
     return table[~table["sample_id"].astype(str).str.endswith(TWIN_SUFFIX)]
 
