@@ -127,9 +127,9 @@ class _RayWorker:
     """One Ray actor = one worker process: set up once, then runs chunks of items."""
 
     def __init__(self, setup: Callable, args: tuple):
-        from synthface.workers import _guarded_init
+        from synthface.workers import guarded_init
 
-        _guarded_init(setup, args)  # a failed set-up is raised with the first chunk, naming the cause
+        guarded_init(setup, args)  # a failed set-up is raised with the first chunk, naming the cause
 
     def run(self, task: Callable, chunk: list[tuple[int, Any]]) -> list[tuple[int, Any]]:
         return [_indexed(task, entry) for entry in chunk]

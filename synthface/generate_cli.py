@@ -39,6 +39,14 @@ def print_splits(report: dict, shares: dict[str, float]) -> None:
             console.print(f"  [yellow]note[/] the {split} split is empty")
 
 
+def check_executor(name: str) -> None:
+    """--executor is one of the registered executors (a usage error, before any work)."""
+    from synthface.executors import EXECUTORS
+
+    if name not in EXECUTORS:
+        raise typer.BadParameter(f"expected one of {', '.join(EXECUTORS)}, got {name!r}", param_hint="--executor")
+
+
 def generate(
     scenario: str = typer.Argument(..., help="Scenario YAML file, or the name of a bundled one (all_masked, no_mask, mixed_50, ...)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder. Default: out/<scenario name>."),
@@ -63,7 +71,6 @@ def generate(
 ) -> None:
     """Build a balanced synthetic masked-face dataset from a scenario."""
 
-    from synthface.executors import EXECUTORS
     from synthface.generate import GenerateOptions, run_generate
     from synthface.maskfit import MaskLibrary
     from synthface.paths import inside
@@ -71,8 +78,7 @@ def generate(
     from synthface.scenario import load_scenario
     from synthface.sources.base import parse_source_arg
 
-    if executor not in EXECUTORS:
-        raise typer.BadParameter(f"expected one of {', '.join(EXECUTORS)}, got {executor!r}", param_hint="--executor")
+    check_executor(executor)
     if plan_only and dry_run:
         raise typer.BadParameter("--dry-run writes nothing; --plan-only writes the plan: give one", param_hint="--plan-only")
     if ray_address and executor != "ray":
@@ -156,14 +162,13 @@ def detect(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Find the landmarks of every image of the pools, once, into a table keyed by image content."""
-    from synthface.executors import EXECUTORS, make_executor
+    from synthface.executors import make_executor
     from synthface.landmark_table import LandmarkTable
     from synthface.landmarks import resolve_model_path
     from synthface.pool import detect_pool
     from synthface.sources.base import parse_source_arg
 
-    if executor not in EXECUTORS:
-        raise typer.BadParameter(f"expected one of {', '.join(EXECUTORS)}, got {executor!r}", param_hint="--executor")
+    check_executor(executor)
     try:
         specs = [parse_source_arg(text) for text in pools]
     except ValueError as error:

@@ -19,7 +19,8 @@ class WorkerStartError(RuntimeError):
     """A worker process could not start (its set-up raised); the message carries the worker's traceback."""
 
 
-def _guarded_init(initializer: Callable, args: tuple) -> None:
+def guarded_init(initializer: Callable, args: tuple) -> None:
+    """Run a worker's set-up; keep its error for the first task instead of letting the pool restart it."""
     global _start_error
     try:
         initializer(*args)
@@ -38,7 +39,7 @@ def worker_pool(workers: int, initializer: Callable, args: tuple):
 
     Map tasks through :func:`guarded` so that a failed set-up raises WorkerStartError.
     """
-    return multiprocessing.get_context("spawn").Pool(workers, _guarded_init, (initializer, args))
+    return multiprocessing.get_context("spawn").Pool(workers, guarded_init, (initializer, args))
 
 
 def guarded(function: Callable) -> Callable:
