@@ -15,7 +15,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from synthface.executors import Executor, LocalExecutor, WorkerJob
+from synthface.executors import Executor, WorkerJob
 from synthface.images import read_image_rgb
 from synthface.landmark_table import LandmarkTable
 from synthface.landmarks import BUNDLED_MODEL, CachedDetection, FaceLandmarks, LandmarkCache, LandmarkDetector
@@ -86,10 +86,9 @@ class _InProcessDetector:
             self.detector.close()
 
 
-def detect_all(paths: list[Path], cache: LandmarkCache | LandmarkTable, executor: Executor | int, model_path: Path | None,
+def detect_all(paths: list[Path], cache: LandmarkCache | LandmarkTable, executor: Executor, model_path: Path | None,
                quiet: bool = False) -> dict[Path, CachedDetection]:
-    """Landmarks for every path, from the cache or detected on `executor` (or that many local processes) and cached."""
-    executor = LocalExecutor(executor) if isinstance(executor, int) else executor
+    """Landmarks for every path, from the cache or detected on `executor` and cached."""
     results: dict[Path, CachedDetection] = {}
     todo = []
     for path in paths:
@@ -179,7 +178,7 @@ def source_label(spec: SourceSpec) -> str:
     return f"{spec.kind}:{spec.path}" if spec.path is not None else str(spec.kind)
 
 
-def build_pool(scenario: Scenario, sources: list[SourceSpec], cache: LandmarkCache | LandmarkTable, executor: Executor | int,
+def build_pool(scenario: Scenario, sources: list[SourceSpec], cache: LandmarkCache | LandmarkTable, executor: Executor,
                model_path: Path | None = None, quiet: bool = False) -> tuple[list[PoolFace], list[FaceLandmarks], PoolReport]:
     """Read the sources, detect landmarks, and split records into usable faces and skipped inputs.
 
@@ -216,7 +215,7 @@ def build_pool(scenario: Scenario, sources: list[SourceSpec], cache: LandmarkCac
     return faces, landmarks, report
 
 
-def detect_pool(sources: list[SourceSpec], table: LandmarkTable, executor: Executor | int, model_path: Path | None = None,
+def detect_pool(sources: list[SourceSpec], table: LandmarkTable, executor: Executor, model_path: Path | None = None,
                 quiet: bool = False) -> dict[str, int]:
     """`synthface detect`: landmarks of every image of the sources into `table`; counts for the summary."""
     records, skipped = [], 0

@@ -132,7 +132,6 @@ def require_path(spec: SourceSpec, *, want_dir: bool) -> Path:
     """The spec's path, checked to exist (as a folder or a file); a SourceError naming it otherwise."""
     assert spec.path is not None  # guaranteed by SourceSpec's validator
     path = spec.path
-    refuse_url(path, f"{spec.kind} source:")
     if not path.exists():
         raise SourceError(f"{spec.kind} source: {path} does not exist")
     if want_dir and not path.is_dir():
