@@ -108,6 +108,17 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
         os.replace(tmp, path)
 
 
+def typed_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Documented columns first, in COLUMNS order and with their dtypes; the other columns after, as
+    they come."""
+    ordered = [c for c in COLUMNS if c in table.columns] + [c for c in table.columns if c not in COLUMNS]
+    table = table[ordered].reset_index(drop=True)
+    for name, dtype in COLUMNS.items():
+        if name in table.columns:
+            table[name] = table[name].astype(dtype)
+    return table
+
+
 def remove_staged_leftovers(folder: Path) -> int:
     """Delete the temporaries that `staged_file` left in `folder` when its writer was killed
     (SIGKILL, a lost Ray worker). Call it only while holding the folder's run lock: a live

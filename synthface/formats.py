@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from synthface.dataset import COLUMNS, IMAGES_DIR, OCCLUSION_DIR, TWIN_SUFFIX, DatasetError, staged_file
+from synthface.dataset import IMAGES_DIR, OCCLUSION_DIR, TWIN_SUFFIX, DatasetError, staged_file, typed_table
 from synthface.errors import UserError
 from synthface.paths import UnsafePathError, inside
 
@@ -112,16 +112,6 @@ def row_json(row: dict) -> bytes:
         return value
 
     return json.dumps({key: plain(value) for key, value in row.items()}, ensure_ascii=False, allow_nan=False).encode()
-
-
-def typed_table(table: pd.DataFrame) -> pd.DataFrame:
-    """Documented columns first with their dtypes, the rest after (the order finalise_table writes)."""
-    ordered = [c for c in COLUMNS if c in table.columns] + [c for c in table.columns if c not in COLUMNS]
-    table = table[ordered].reset_index(drop=True)
-    for name, dtype in COLUMNS.items():
-        if name in table.columns:
-            table[name] = table[name].astype(dtype)
-    return table
 
 
 # --- the formats ---------------------------------------------------------------------------------
@@ -443,6 +433,17 @@ def open_dataset(root: Path) -> Reader:
         while len(_readers) > 4:
             _readers.popitem(last=False)
     return _readers[key]
+
+
+def read_listed_image(root: Path, name: str, flags: int, reader: Reader | None = None) -> np.ndarray:
+    """An image the metadata lists, decoded by OpenCV (`flags`: BGR or grey), in any dataset format;
+    `reader`: the dataset's open_dataset reader, when the caller keeps one."""
+    from synthface.images import decode_image
+
+    try:
+        return decode_image((reader or open_dataset(Path(root))).read(name), flags, max_pixels=None)
+    except ValueError as error:
+        raise DatasetError(f"{root}: cannot read {name} listed in the metadata ({error})") from None
 
 
 # --- packing --------------------------------------------------------------------------------------

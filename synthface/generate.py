@@ -30,6 +30,7 @@ from synthface.dataset import (
     TWIN_SUFFIX,
     atomic_write_bytes,
     remove_staged_leftovers,
+    typed_table,
     write_metadata,
 )
 from synthface.errors import UserError
@@ -351,13 +352,8 @@ def finalise_table(rows: list[dict]) -> pd.DataFrame:
     if table.empty:
         return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in COLUMNS.items()})
     table["_twin"] = table["sample_id"].str.endswith(TWIN_SUFFIX)
-    table = table.sort_values(["plan_index", "_twin"], kind="stable").drop(columns=["_twin", "plan_index"]).reset_index(drop=True)
-    ordered = [c for c in COLUMNS if c in table.columns] + sorted(c for c in table.columns if c not in COLUMNS)
-    table = table[ordered]
-    for name, dtype in COLUMNS.items():
-        if name in table.columns:
-            table[name] = table[name].astype(dtype)
-    return table
+    table = table.sort_values(["plan_index", "_twin"], kind="stable").drop(columns=["_twin", "plan_index"])
+    return typed_table(table[sorted(table.columns)])  # undocumented columns in name order
 
 
 def merge_shards(shard_dirs: list[Path], out: Path, overwrite: bool = False, output_format: str = "folder",

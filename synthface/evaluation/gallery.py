@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 
 from synthface.evaluation import plots
-from synthface.evaluation.inference import Predictions, load_occlusion_maps, read_listed_image
+from synthface.evaluation.inference import Predictions, load_occlusion_maps
 from synthface.evaluation.metrics import HEADS
 from synthface.evaluation.saliency import overlay
+from synthface.formats import read_listed_image
 from synthface.taxonomy import MASK_STATES
 
 TILE_SIZE = 160  # pixels per face in the grids

@@ -18,8 +18,7 @@ import pandas as pd
 from synthface.dataset import DatasetError, check_images, read_metadata, read_split, validate_for_training
 from synthface.evaluation.metrics import CLASSIFICATION_HEADS, HEADS, pred_column, prob_column
 from synthface.evaluation.saliency import GradCam, gradcam_layer, mass_on_region
-from synthface.formats import Reader, open_dataset
-from synthface.images import decode_image
+from synthface.formats import open_dataset, read_listed_image
 from synthface.progress import progress_bar
 from synthface.taxonomy import convert_race
 
@@ -179,14 +178,6 @@ def iter_occlusion_maps(root: Path, table: pd.DataFrame):
     reader = open_dataset(Path(root)) if any(names) else None
     for name in names:
         yield read_listed_image(root, name, cv2.IMREAD_GRAYSCALE, reader) if name else None
-
-
-def read_listed_image(root: Path, name: str, flags: int, reader: Reader | None = None) -> np.ndarray:
-    """An image the metadata lists, decoded (BGR, or grey with IMREAD_GRAYSCALE), in any dataset format."""
-    try:
-        return decode_image((reader or open_dataset(Path(root))).read(name), flags, max_pixels=None)
-    except ValueError as error:
-        raise DatasetError(f"{root}: cannot read {name} listed in the metadata ({error})") from None
 
 
 def load_occlusion_maps(root: Path, table: pd.DataFrame) -> list[np.ndarray | None]:

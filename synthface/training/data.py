@@ -18,8 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from synthface.dataset import DatasetError, metadata_file, read_metadata, read_split
-from synthface.formats import open_dataset
-from synthface.images import decode_image
+from synthface.formats import open_dataset, read_listed_image
 from synthface.taxonomy import GENDERS, MASK_CLASSES, MASK_STATES, races
 from synthface.training import transforms as T
 from synthface.training.recipe import Recipe
@@ -159,10 +158,7 @@ class FaceDataset(Dataset):
             index = key.index
         else:
             index = int(key)
-        try:
-            bgr = decode_image(self.reader.read(self.files[index]), cv2.IMREAD_COLOR, max_pixels=None)
-        except ValueError as error:
-            raise DatasetError(f"could not decode image {self.root / self.files[index]}: {error}") from None
+        bgr = read_listed_image(self.root, self.files[index], cv2.IMREAD_COLOR, self.reader)
         image = self.transform(image=cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))["image"]
         if isinstance(image, np.ndarray):
             image = torch.from_numpy(np.ascontiguousarray(image))
