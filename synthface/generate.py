@@ -159,7 +159,8 @@ def _run_stages(scenario: Scenario, options: GenerateOptions, library, executor:
     pool_landmarks = PoolLandmarks.save(out / RUN_DIR, landmarks)
     rendered = render_all(scenario, plan, library, options.mask_dirs, pool_landmarks, out, todo, executor, journal, failures, options.quiet)
     render_seconds = time.perf_counter() - render_started
-    for folder in (out / IMAGES_DIR, out / OCCLUSION_DIR):  # a worker lost mid-file (its sample was redone) left one
+    # A writer killed mid-file (SIGKILL, a lost Ray worker, an earlier run) leaves its temporary; this run holds the lock.
+    for folder in (out, out / IMAGES_DIR, out / OCCLUSION_DIR, out / RUN_DIR):
         remove_staged_leftovers(folder)
 
     rows = [row for spec in samples for row in done.get(spec.sample_id, [])] + rendered
@@ -228,9 +229,6 @@ def prepare_output(options: GenerateOptions, scenario: Scenario, plan: Plan) -> 
             )
     elif started:
         raise GenerateError(f"{out} is not empty: pass --resume to continue that run or --overwrite to start again")
-    # A writer killed mid-file (SIGKILL, a lost Ray worker) leaves its temporary; this run holds the lock.
-    for folder in (out, out / IMAGES_DIR, out / OCCLUSION_DIR, out / RUN_DIR):
-        remove_staged_leftovers(folder)
     (out / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(info_file, json.dumps(info).encode())
     return out
