@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from synthface.align import align_face
-from synthface.capture import LUMA, estimate_capture, sclera_colour, source_jpeg_quality
+from synthface.generation.align import align_face
+from synthface.generation.capture import LUMA, estimate_capture, sclera_colour, source_jpeg_quality
 from synthface.images import read_image_rgb
 from synthface.landmarks import LandmarkDetector
 

@@ -1,4 +1,4 @@
-"""The foreground check (synthface/foreground.py) on real faces: how often it alters or skips a face,
+"""The foreground check (synthface/generation/foreground.py) on real faces: how often it alters or skips a face,
 how often it finds objects drawn in front of the mouth, and what it costs.
 
     python benchmarks/foreground.py --pool ../shared/data/utkface-dev -n 300 --sheet flagged.jpg
@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from realism_gallery import aligned_face  # noqa: E402
 
 from synthface import facemesh  # noqa: E402
-from synthface.foreground import detect_foreground  # noqa: E402
+from synthface.generation.foreground import detect_foreground  # noqa: E402
 from synthface.images import read_image_rgb  # noqa: E402
 from synthface.landmarks import LandmarkDetector  # noqa: E402
 

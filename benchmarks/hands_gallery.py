@@ -19,12 +19,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from realism_gallery import aligned_face, pick_faces  # noqa: E402
 
+from synthface.generation.lighting import LightingConfig, sample_lighting  # noqa: E402
+from synthface.generation.render import mask_and_light  # noqa: E402
 from synthface.images import read_image_rgb  # noqa: E402
 from synthface.landmarks import LandmarkDetector  # noqa: E402
-from synthface.lighting import LightingConfig, sample_lighting  # noqa: E402
 from synthface.maskfit import MaskAppearance, MaskLibrary, fit_mask, sample_mask_params  # noqa: E402
 from synthface.maskfit.hands import sample_hand  # noqa: E402
-from synthface.render import mask_and_light  # noqa: E402
 
 PRESETS = ("studio", "daylight", "indoor_warm", "harsh_side", "dim")
 CHEEKS = (50, 280, 101, 330, 205, 425)

@@ -1,4 +1,4 @@
-"""Milliseconds per image for synthface.lighting.apply_lighting on a real aligned face.
+"""Milliseconds per image for synthface.generation.lighting.apply_lighting on a real aligned face.
 
     python benchmarks/lighting.py [--size 224] [--repeats 7] [--number 100] [--cv2-threads 1]
 
@@ -31,9 +31,9 @@ def main() -> None:
 
     from skimage.data import astronaut
 
-    from synthface.align import align_face
+    from synthface.generation.align import align_face
+    from synthface.generation.lighting import LightingConfig, LightingParams, apply_lighting, sample_lighting
     from synthface.landmarks import LandmarkDetector
-    from synthface.lighting import LightingConfig, LightingParams, apply_lighting, sample_lighting
 
     with LandmarkDetector() as detector:
         face = detector.detect(astronaut())[0]

@@ -30,7 +30,7 @@ def load_pool_faces(folder: Path, size: int, limit: int) -> list[tuple[np.ndarra
     """Aligned crops and landmarks of up to `limit` images of a folder (detected with MediaPipe)."""
     import cv2
 
-    from synthface.align import align_face
+    from synthface.generation.align import align_face
     from synthface.landmarks import LandmarkDetector
 
     faces = []

@@ -19,13 +19,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from synthface.align import align_face
-from synthface.capture import estimate_blur, estimate_capture, estimate_noise, source_jpeg_quality
+from synthface.generation.align import align_face
+from synthface.generation.capture import estimate_blur, estimate_capture, estimate_noise, source_jpeg_quality
+from synthface.generation.lighting import LightingConfig, LightingParams, apply_lighting, sample_lighting
+from synthface.generation.render import mask_and_light
 from synthface.images import read_image_rgb
 from synthface.landmarks import LandmarkDetector
-from synthface.lighting import LightingConfig, LightingParams, apply_lighting, sample_lighting
 from synthface.maskfit import MaskAppearance, MaskLibrary, sample_mask_params
-from synthface.render import mask_and_light
 from synthface.scenario import FaceQuality
 
 ROWS = [  # (mask type, wear style, lighting preset)

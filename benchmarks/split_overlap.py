@@ -27,11 +27,11 @@ def split_faces(plan) -> dict[str, set[str]]:
 
 
 def main() -> None:
-    from synthface.generate import GenerateOptions, run_generate
+    from synthface.generation.run import GenerateOptions, run_generate
+    from synthface.generation.sources.base import parse_source_arg
     from synthface.maskfit import MaskLibrary
     from synthface.paths import bundled_dir
     from synthface.scenario import load_scenario
-    from synthface.sources.base import parse_source_arg
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--source", default="utkface:/work/shared/data/utkface-dev", help="KIND:PATH of the pool")

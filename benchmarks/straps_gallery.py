@@ -23,12 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from realism_gallery import aligned_face  # noqa: E402
 
 from synthface import facemesh  # noqa: E402
+from synthface.generation.lighting import LightingConfig, sample_lighting  # noqa: E402
+from synthface.generation.pool import read_image_rgb  # noqa: E402
+from synthface.generation.render import mask_and_light  # noqa: E402
 from synthface.landmarks import LandmarkDetector  # noqa: E402
-from synthface.lighting import LightingConfig, sample_lighting  # noqa: E402
 from synthface.maskfit import MaskAppearance, MaskLibrary, fit_mask, sample_mask_params  # noqa: E402
 from synthface.maskfit.warp import far_side  # noqa: E402
-from synthface.pool import read_image_rgb  # noqa: E402
-from synthface.render import mask_and_light  # noqa: E402
 
 COLUMNS = (("surgical", "proper"), ("surgical", "nose_exposed"), ("surgical", "chin"), ("cloth", "proper"),
            ("kn95", "chin"), ("n95", "proper"), ("n95", "strap_loose"))

@@ -43,7 +43,7 @@ def make_inputs(folder: Path) -> tuple[Path, Path, list[Path]]:
     import torch
 
     from synthface.evaluation.efficiency import write_inference_checkpoint
-    from synthface.sources.demo import demo_photo
+    from synthface.generation.sources.demo import demo_photo
     from synthface.training.model import OAMNet
 
     scenario = folder / "app_demo.yaml"

@@ -28,7 +28,7 @@ def main(
 
 
 # Registration order = order in `synthface --help`.
-from synthface import generate_cli  # noqa: E402
+from synthface.generation import cli as generate_cli  # noqa: E402
 
 generate_cli.register(app)
 from synthface import dataset_cli  # noqa: E402

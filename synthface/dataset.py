@@ -35,7 +35,7 @@ OCCLUSION_DIR = "occlusion"
 TWIN_SUFFIX = "-unmasked"  # a masked sample's unmasked twin: sample_id + TWIN_SUFFIX
 
 # Column -> dtype. Lighting parameters are the `lighting_*` columns and the source photo's capture
-# estimates the `source_*` ones (synthface.capture: blur, noise, JPEG quality, exposure, white
+# estimates the `source_*` ones (synthface.generation.capture: blur, noise, JPEG quality, exposure, white
 # balance); their sets follow those models, so they are not listed here. Labels are lower-case strings (taxonomy.py).
 COLUMNS: dict[str, str] = {
     "file_name": "string",  # images/<sample_id>.jpg, relative to the dataset root

@@ -15,10 +15,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, ValidationInfo, field_validator, model_validator
 
 from synthface.errors import UserError, describe_problems, validation_problems
-from synthface.lighting import LightingConfig
+from synthface.generation.lighting import LightingConfig
+from synthface.generation.sources.base import SourceSpec
 from synthface.maskfit import WEAR_STYLES, MaskAppearance
 from synthface.paths import bundled_dir, is_url
-from synthface.sources.base import SourceSpec
 from synthface.taxonomy import GENDERS, RACE_TAXONOMIES, age_bin_label
 from synthface.yamlio import YamlError, load_yaml_file
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from synthface.dataset import COLUMNS, IMAGES_DIR, OCCLUSION_DIR, atomic_write_bytes, write_metadata
-from synthface.sources.demo import demo_photo
+from synthface.generation.sources.demo import demo_photo
 from synthface.taxonomy import GENDERS, age_bin_label, races
 
 SPLITS = ("train", "val", "test")

@@ -37,7 +37,7 @@ def isolated_cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def astronaut() -> np.ndarray:
     """scikit-image's astronaut (public domain)."""
-    from synthface.sources.demo import demo_photo
+    from synthface.generation.sources.demo import demo_photo
 
     return demo_photo("astronaut")
 
@@ -45,7 +45,7 @@ def astronaut() -> np.ndarray:
 @pytest.fixture(scope="session")
 def grace_hopper() -> np.ndarray:
     """matplotlib's Grace Hopper sample photo (public domain)."""
-    from synthface.sources.demo import demo_photo
+    from synthface.generation.sources.demo import demo_photo
 
     return demo_photo("grace_hopper")
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from synthface.balance import METRIC_NAMES, count_classes, imbalance_metrics
+from synthface.generation.balance import METRIC_NAMES, count_classes, imbalance_metrics
 
 
 def test_balanced_distribution() -> None:

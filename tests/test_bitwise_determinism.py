@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from synthface.align import align_face
-from synthface.capture import estimate_capture, gradient_magnitude
+from synthface.generation.align import align_face
+from synthface.generation.capture import estimate_capture, gradient_magnitude
 from synthface.landmarks import LandmarkDetector
 
 

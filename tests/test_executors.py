@@ -8,11 +8,11 @@ import os
 import pickle
 from pathlib import Path
 
-from synthface.executors import LocalExecutor, WorkerJob
-from synthface.generate import SamplesWithFaces
-from synthface.plan import PoolFace, build_plan
+from synthface.generation.executors import LocalExecutor, WorkerJob
+from synthface.generation.plan import PoolFace, build_plan
+from synthface.generation.run import SamplesWithFaces
+from synthface.generation.sources.base import FaceRecord
 from synthface.scenario import parse_scenario
-from synthface.sources.base import FaceRecord
 from synthface.taxonomy import GENDERS, RACE_TAXONOMIES
 
 

@@ -7,10 +7,10 @@ from collections import Counter
 
 import pytest
 
+from synthface.generation.plan import build_plan
+from synthface.generation.pool import PoolReport
+from synthface.generation.report import build_report
 from synthface.maskfit import WEAR_STYLES, MaskLibrary
-from synthface.plan import build_plan
-from synthface.pool import PoolReport
-from synthface.report import build_report
 from synthface.scenario import ScenarioError, parse_scenario, scenario_to_yaml
 from tests.test_plan import make_pool
 
@@ -44,7 +44,7 @@ def test_pool_weights_use_every_face_once_with_its_own_labels_and_the_report_agr
     assert report["joint_targets"]["0-17|male|white"] == pytest.approx(7 / len(UNEVEN))
     assert "0-17|male|asian" not in report["joint_targets"]  # no such face: no target
     assert report["targets"]["race"]["white"] == pytest.approx(10 / len(UNEVEN))
-    from synthface.report import render_markdown
+    from synthface.generation.report import render_markdown
 
     text = render_markdown(report)
     assert "age_bin pool, gender pool, race pool; joint strata are measured against the pool's own joint mix" in text
@@ -57,7 +57,7 @@ def test_product_of_pool_marginals_would_have_called_strata_short():
     plan = build_plan(scenario, UNEVEN)
     report = build_report(scenario, plan, PoolReport(n_inputs=len(UNEVEN)), None, [])
     report["joint_targets"] = None  # fall back to the product of the marginals
-    from synthface.report import finish_report
+    from synthface.generation.report import finish_report
 
     assert finish_report(report, None, [])["shortfall"]
 

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from synthface import facemesh
-from synthface.align import AlignedFace
-from synthface.foreground import detect_foreground
-from synthface.lighting import LightingParams
+from synthface.generation.align import AlignedFace
+from synthface.generation.foreground import detect_foreground
+from synthface.generation.lighting import LightingParams
+from synthface.generation.render import behind, mask_and_light
 from synthface.maskfit import MaskAppearance, MaskFitError, fit_mask, sample_mask_params
 from synthface.maskfit.demo import demo_faces
-from synthface.render import behind, mask_and_light
 
 FRONT = np.array([0.0, 0.0, 1.0])
 

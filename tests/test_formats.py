@@ -194,7 +194,7 @@ def test_pack_size_in_bytes_and_bad_values(tmp_path, scenario_file, outputs):
     assert {p.name: p.read_bytes() for p in out.glob("data-*.tar")} == before
     wrong = runner.invoke(app, ["generate", str(scenario_file), "--out", str(tmp_path / "x"), "--format", "zip"])
     assert wrong.exit_code == 2 and "unknown format 'zip'" in wrong.output
-    from synthface.generate_cli import DEFAULT_PACK_SIZE
+    from synthface.generation.cli import DEFAULT_PACK_SIZE
 
     assert DEFAULT_PACK_SIZE == formats.DEFAULT_PACK_SIZE
 

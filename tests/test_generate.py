@@ -139,7 +139,7 @@ def test_masks_cover_mouth_and_nose_and_spare_the_eyes(dataset):
 
 
 def test_skipped_inputs_go_to_a_table_and_the_report_summarises_them(tmp_path, utk_folder, scenario_file):
-    from synthface.generate import clear_outputs, has_outputs
+    from synthface.generation.run import clear_outputs, has_outputs
 
     pool = tmp_path / "pool"
     pool.mkdir()
@@ -241,7 +241,7 @@ def test_shards_merge_into_the_full_dataset(tmp_path, dataset, scenario_file):
 
 
 def test_plan_only_writes_the_plan_that_a_run_renders(tmp_path, dataset, scenario_file):
-    from synthface.plan import read_plan_fingerprint
+    from synthface.generation.plan import read_plan_fingerprint
 
     out = tmp_path / "planned"
     result = generate(scenario_file, "--out", out, "--workers", "1", "--plan-only")

@@ -73,7 +73,7 @@ def test_age_range_means_its_one_bin():
 
 def test_a_worker_that_fails_to_start_stops_the_pool_with_its_error():
     """multiprocessing restarts a worker whose initializer raises forever; ours report it with the first task."""
-    from synthface.workers import WorkerStartError, guarded, worker_pool
+    from synthface.generation.workers import WorkerStartError, guarded, worker_pool
 
     pool = worker_pool(2, int, ("not a number",))  # int("not a number") raises in each worker's set-up
     try:
@@ -104,8 +104,8 @@ def test_generate_with_age_range_and_workers_finishes_and_its_scenario_loads_aga
 def synthetic_pool(scenario, n_faces: int = 600):
     """A pool of n_faces labelled faces over ages 1-90, both genders and the five races, seen through
     `scenario` (faces outside its age bins are left out, as the real pool does)."""
-    from synthface.plan import PoolFace
-    from synthface.sources.base import FaceRecord
+    from synthface.generation.plan import PoolFace
+    from synthface.generation.sources.base import FaceRecord
     from synthface.taxonomy import GENDERS, RACE_TAXONOMIES
 
     faces = []
@@ -121,7 +121,7 @@ def synthetic_pool(scenario, n_faces: int = 600):
 
 def test_a_face_keeps_its_split_across_every_bundled_scenario():
     """Issue 10.2: 31-43% of senior_mixed's / young_masked's test faces were in mixed_50's train split."""
-    from synthface.plan import build_plan
+    from synthface.generation.plan import build_plan
 
     split_of: dict[str, str] = {}
     checked = 0
@@ -135,7 +135,7 @@ def test_a_face_keeps_its_split_across_every_bundled_scenario():
 
 
 def test_the_split_seed_and_shares_decide_the_split_not_the_scenario_seed():
-    from synthface.plan import build_plan
+    from synthface.generation.plan import build_plan
 
     scenario = parse_scenario({**BASE, "n_samples": 300}, check_paths=False)
     faces = synthetic_pool(scenario)
@@ -152,7 +152,7 @@ def test_splits_follow_their_shares_within_rounding(n, expected):
     """Issue 10.3: -n 100 gave 100/0/0 and -n 200 gave 150/49/1 on a many-stratum scenario."""
     from collections import Counter
 
-    from synthface.plan import build_plan
+    from synthface.generation.plan import build_plan
 
     scenario = parse_scenario({**BASE, "race": {"weights": "uniform"}}, check_paths=False)  # 5 x 2 x 5 strata
     plan = build_plan(scenario, synthetic_pool(scenario, 2000), n_samples=n)
@@ -168,7 +168,7 @@ def test_splits_follow_their_shares_within_rounding(n, expected):
 def test_stratum_targets_stay_exact_when_splits_are_rounded_separately():
     from collections import Counter
 
-    from synthface.plan import build_plan
+    from synthface.generation.plan import build_plan
 
     scenario = parse_scenario({**BASE, "age": {"bins": [[0, 29], [30, 120]], "weights": [0.25, 0.75]}}, check_paths=False)
     plan = build_plan(scenario, synthetic_pool(scenario, 2000), n_samples=400)
@@ -177,7 +177,7 @@ def test_stratum_targets_stay_exact_when_splits_are_rounded_separately():
 
 
 def test_a_pool_too_small_for_a_split_says_so_plainly():
-    from synthface.plan import build_plan
+    from synthface.generation.plan import build_plan
 
     scenario = parse_scenario({**BASE, "n_samples": 50}, check_paths=False)
     plan = build_plan(scenario, synthetic_pool(scenario, 1))
@@ -255,8 +255,8 @@ def test_generate_summary_reports_split_counts_and_empty_splits_and_overwrite_st
 def test_overwrite_removes_the_previous_metadata_before_rendering(tmp_path):
     """A run started with --overwrite and stopped before it wrote its table must not leave the old
     table listing images that are gone."""
-    from synthface.generate import GenerateOptions, prepare_output
-    from synthface.plan import build_plan
+    from synthface.generation.plan import build_plan
+    from synthface.generation.run import GenerateOptions, prepare_output
     from synthface.testing import make_tiny_dataset
 
     out = make_tiny_dataset(tmp_path / "old", n_per_split=2, image_size=32)
@@ -376,8 +376,8 @@ def hostile_pool(root: Path, face: Path) -> Path:
 
 
 def test_a_utkface_scan_skips_and_reports_link_loops(tmp_path):
-    from synthface.sources.base import SourceSpec
-    from synthface.sources.utkface import load_utkface
+    from synthface.generation.sources.base import SourceSpec
+    from synthface.generation.sources.utkface import load_utkface
 
     root = hostile_pool(tmp_path / "pool", Path(__file__).parent.parent / "synthface" / "sources" / "demo.py")
     scan = load_utkface(SourceSpec(kind="utkface", path=root))
@@ -446,7 +446,7 @@ def test_merge_does_not_trust_paths_in_shard_metadata(tmp_path):
     import json as jsonlib
 
     from synthface.dataset import read_metadata, write_metadata
-    from synthface.generate import RUN_DIR, RUN_INFO, GenerateError, merge_shards
+    from synthface.generation.run import RUN_DIR, RUN_INFO, GenerateError, merge_shards
     from synthface.testing import make_tiny_dataset
 
     shard = make_tiny_dataset(tmp_path / "shard", n_per_split=1, image_size=32)

@@ -104,9 +104,9 @@ def test_n_samples_is_bounded(tmp_path):
 
 
 def test_plan_size_is_checked_before_allocating(monkeypatch):
-    from synthface import plan as plan_module
+    from synthface.generation import plan as plan_module
+    from synthface.generation.sources.base import FaceRecord
     from synthface.scenario import Scenario
-    from synthface.sources.base import FaceRecord
 
     scenario = Scenario(name="big")
     record = FaceRecord(source_id="demo:a", path=Path("a.jpg"), source_dataset="demo", age=30.0, age_range=None, gender="male",
@@ -177,12 +177,12 @@ def test_ctrl_c_before_the_run_starts_exits_cleanly(cli, monkeypatch, tmp_path):
 
 
 def test_internal_errors_keep_their_traceback(cli, monkeypatch):
-    import synthface.generate
+    import synthface.generation.run
 
     def broken(*args, **kwargs):
         raise ValueError("an internal bug")
 
-    monkeypatch.setattr(synthface.generate, "run_generate", broken)
+    monkeypatch.setattr(synthface.generation.run, "run_generate", broken)
     with pytest.raises(ValueError, match="an internal bug"):  # not turned into "error: ..." and exit 2
         cli(["generate", "all_masked", "--dry-run"])
 
@@ -196,10 +196,10 @@ def test_user_errors_are_one_line_with_brackets_kept(cli, tmp_path):
 
 def test_every_area_error_is_a_user_error():
     from synthface.dataset import DatasetError
-    from synthface.generate import GenerateError
+    from synthface.generation.plan import PlanError
+    from synthface.generation.run import GenerateError
+    from synthface.generation.sources.base import SourceError
     from synthface.landmarks import LandmarkerError
-    from synthface.plan import PlanError
-    from synthface.sources.base import SourceError
     from synthface.training.checkpoint import CheckpointError
 
     for kind in (ScenarioError, RecipeError, MaskDefinitionError, DatasetError, GenerateError, LandmarkerError, SourceError,
@@ -250,7 +250,7 @@ def test_bad_source_option_is_not_blamed_on_the_bundled_scenario(cli, tmp_path):
 
 DETECT = (
     "from synthface.landmarks import LandmarkDetector\n"
-    "from synthface.sources.demo import demo_photo\n"
+    "from synthface.generation.sources.demo import demo_photo\n"
     "with LandmarkDetector() as detector:\n"
     "    print(len(detector.detect(demo_photo('astronaut'))))\n"
 )
@@ -306,11 +306,11 @@ def test_dependency_floors_exclude_vulnerable_releases():
 
 
 def _report_for(scenario_text: str, pool_report=None):
-    from synthface.plan import PoolFace, build_plan
-    from synthface.pool import PoolReport
-    from synthface.report import build_report, render_markdown
+    from synthface.generation.plan import PoolFace, build_plan
+    from synthface.generation.pool import PoolReport
+    from synthface.generation.report import build_report, render_markdown
+    from synthface.generation.sources.base import FaceRecord
     from synthface.scenario import parse_scenario
-    from synthface.sources.base import FaceRecord
 
     scenario = parse_scenario(yaml.safe_load(scenario_text), check_paths=False)
     faces = []
@@ -335,9 +335,9 @@ def test_no_mask_report_claims_no_mask_type_targets():
 
 
 def test_markdown_cells_escape_pipes():
+    from synthface.generation.pool import PoolReport
+    from synthface.generation.sources.base import SkippedInput
     from synthface.markdown import md_cell
-    from synthface.pool import PoolReport
-    from synthface.sources.base import SkippedInput
 
     assert md_cell("0-29|male|white|mask=1") == "0-29\\|male\\|white\\|mask=1"
     pool = PoolReport(n_inputs=1, skipped=[SkippedInput("odd|name.jpg", "bad label: x|y")])
@@ -359,7 +359,7 @@ def _fairface(root: Path, astronaut, rows: str) -> Path:
 
 
 def test_fairface_only_real_bins_and_bad_rows_skipped_with_their_line(tmp_path, astronaut):
-    from synthface.sources.base import SourceSpec, load_source
+    from synthface.generation.sources.base import SourceSpec, load_source
 
     rows = ('train/1.jpg,20-29,Male,White,True\n'
             'train/2.jpg,20-30,Male,White,True\n'           # line 3: not a FairFace bin
@@ -379,7 +379,7 @@ def test_fairface_only_real_bins_and_bad_rows_skipped_with_their_line(tmp_path, 
 def test_table_rows_are_named_by_their_file_line(tmp_path, astronaut):
     from PIL import Image
 
-    from synthface.sources.base import SourceSpec, load_source
+    from synthface.generation.sources.base import SourceSpec, load_source
 
     Image.fromarray(astronaut).save(tmp_path / "a.jpg")
     (tmp_path / "faces").mkdir()
@@ -397,7 +397,7 @@ def test_table_rows_are_named_by_their_file_line(tmp_path, astronaut):
 def test_utkface_dangling_links_and_image_named_folders_are_reported(tmp_path, astronaut):
     from PIL import Image
 
-    from synthface.sources.base import SourceSpec, load_source
+    from synthface.generation.sources.base import SourceSpec, load_source
 
     Image.fromarray(astronaut).save(tmp_path / "30_1_0_20170101000001.jpg")
     (tmp_path / "31_1_0_20170101000002.jpg").symlink_to(tmp_path / "deleted.jpg")
@@ -411,9 +411,9 @@ def test_utkface_dangling_links_and_image_named_folders_are_reported(tmp_path, a
 def test_identical_photos_with_different_labels_are_flagged(tmp_path, astronaut, grace_hopper):
     from PIL import Image
 
-    from synthface.plan import PoolFace
-    from synthface.pool import PoolReport, find_identical
-    from synthface.sources.base import FaceRecord
+    from synthface.generation.plan import PoolFace
+    from synthface.generation.pool import PoolReport, find_identical
+    from synthface.generation.sources.base import FaceRecord
 
     Image.fromarray(astronaut).save(tmp_path / "a.png")
     (tmp_path / "copy.png").write_bytes((tmp_path / "a.png").read_bytes())
@@ -439,7 +439,7 @@ def test_age_bins_given_as_a_mapping_say_what_is_expected(tmp_path):
 
 
 def test_checkpoint_and_label_paths_that_are_folders_are_named_as_folders(tmp_path):
-    from synthface.sources.base import SourceError, SourceSpec, load_source
+    from synthface.generation.sources.base import SourceError, SourceSpec, load_source
     from synthface.training.checkpoint import CheckpointError, load_checkpoint
 
     with pytest.raises(CheckpointError, match="is a folder; expected a checkpoint file"):

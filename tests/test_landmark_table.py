@@ -10,7 +10,7 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from synthface.cli import app
-from synthface.landmark_table import TABLE, LandmarkTable
+from synthface.generation.landmark_table import TABLE, LandmarkTable
 
 runner = CliRunner()
 

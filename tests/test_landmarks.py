@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from synthface import facemesh
-from synthface.align import align_face
+from synthface.generation.align import align_face
 from synthface.landmarks import CachedDetection, LandmarkCache, LandmarkDetector, LandmarkerError, resolve_model_path
 
 

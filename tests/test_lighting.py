@@ -12,10 +12,9 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from synthface.align import align_face
 from synthface.facemesh import FACE_OVAL, NOSE_TIP
-from synthface.landmarks import LandmarkDetector
-from synthface.lighting import (
+from synthface.generation.align import align_face
+from synthface.generation.lighting import (
     DEFAULTS,
     PRESETS,
     LightingConfig,
@@ -25,6 +24,7 @@ from synthface.lighting import (
     sample_lighting,
     white_balance_gains,
 )
+from synthface.landmarks import LandmarkDetector
 
 SIZE = 224
 

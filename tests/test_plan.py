@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from synthface.plan import PoolFace, build_plan, largest_remainder, shard, water_fill
+from synthface.generation.plan import PoolFace, build_plan, largest_remainder, shard, water_fill
+from synthface.generation.sources.base import FaceRecord
 from synthface.scenario import parse_scenario
-from synthface.sources.base import FaceRecord
 
 
 def make_pool(per_cell: int, cells: list[tuple[str, str, str]]) -> list[PoolFace]:
@@ -77,8 +77,8 @@ def test_shortfall_still_yields_n_and_is_reported():
     # White cells are full (400 > capacity), so the rest goes to the zero-target asian cells.
     assert Counter(s.race for s in plan.samples)["asian"] == 400 - 2 * (60 * 3) - young_white
 
-    from synthface.pool import PoolReport
-    from synthface.report import build_report
+    from synthface.generation.pool import PoolReport
+    from synthface.generation.report import build_report
 
     report = build_report(scenario, plan, PoolReport(n_inputs=len(pool)), None, [])
     short = {row["stratum"] for row in report["shortfall"]}

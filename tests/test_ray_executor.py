@@ -130,7 +130,7 @@ def test_a_killed_ray_worker_costs_only_its_chunk(ray_instance, tmp_path, scenar
 def test_a_task_error_on_ray_is_raised_as_itself_not_as_rays_wrapper(ray_instance, tmp_path):
     """A user error in a task (a source photo gone since planning) reaches the CLI as the local
     executor raises it, so the user reads one line, not a remote traceback."""
-    from synthface.executors import RayExecutor, WorkerJob
+    from synthface.generation.executors import RayExecutor, WorkerJob
 
     photos = [tmp_path / f"photo-{i}.jpg" for i in range(12)]
     for photo in photos[:5] + photos[6:]:

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from synthface import facemesh
-from synthface.align import align_face
-from synthface.capture import estimate_blur, estimate_capture, estimate_noise
+from synthface.generation.align import align_face
+from synthface.generation.capture import estimate_blur, estimate_capture, estimate_noise
+from synthface.generation.lighting import LightingParams, apply_lighting
 from synthface.landmarks import LandmarkDetector
-from synthface.lighting import LightingParams, apply_lighting
 from synthface.maskfit import MaskAppearance, fit_mask, sample_mask_params
 from synthface.maskfit.demo import demo_faces
 from synthface.scenario import FaceQuality

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from synthface.dataset import read_metadata
-from synthface.lighting import DEFAULTS, PRESETS, LightingConfig, sample_lighting
+from synthface.generation.lighting import DEFAULTS, PRESETS, LightingConfig, sample_lighting
 from synthface.scenario import load_scenario, parse_scenario, scenario_to_yaml
 
 

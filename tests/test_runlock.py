@@ -16,8 +16,8 @@ import yaml
 from typer.testing import CliRunner
 
 from synthface.cli import app
-from synthface.generate import RUN_DIR
-from synthface.runlock import LOCK_FILE, OutputLockedError, output_lock
+from synthface.generation.run import RUN_DIR
+from synthface.generation.runlock import LOCK_FILE, OutputLockedError, output_lock
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()

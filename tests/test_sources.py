@@ -12,9 +12,9 @@ from PIL import Image
 from pydantic import ValidationError
 from skimage.data import astronaut
 
-from synthface.sources import SourceError, SourceSpec, load_source, parse_source_arg
-from synthface.sources.labels import OPEN_BIN_MAX_AGE, parse_age, parse_gender, parse_race
-from synthface.sources.utkface import parse_utkface_name
+from synthface.generation.sources import SourceError, SourceSpec, load_source, parse_source_arg
+from synthface.generation.sources.labels import OPEN_BIN_MAX_AGE, parse_age, parse_gender, parse_race
+from synthface.generation.sources.utkface import parse_utkface_name
 
 
 @pytest.fixture(scope="module")

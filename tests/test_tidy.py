@@ -160,9 +160,9 @@ def test_train_prints_each_bar_before_its_summary_and_nothing_after_done(tmp_pat
 
 # --- merged report -------------------------------------------------------------------------------
 def test_a_merged_report_has_the_keys_of_an_unsharded_one_in_the_same_order():
-    from synthface.plan import build_plan, shard
-    from synthface.pool import PoolReport
-    from synthface.report import build_report, merge_reports
+    from synthface.generation.plan import build_plan, shard
+    from synthface.generation.pool import PoolReport
+    from synthface.generation.report import build_report, merge_reports
     from synthface.scenario import parse_scenario
     from tests.test_plan import ALL_CELLS, SCENARIO, make_pool
 

@@ -44,14 +44,14 @@ def load_photo(data: bytes, name: str = "upload") -> np.ndarray:
 
 def demo_photo(name: str) -> np.ndarray:
     """One of the bundled public-domain portraits (astronaut, grace_hopper.jpg)."""
-    from synthface.sources.demo import demo_photo as load
+    from synthface.generation.sources.demo import demo_photo as load
 
     return load(name)
 
 
 def jpeg_quality_of(data: bytes | None) -> int:
     """The JPEG quality an upload was saved with (100 when not a JPEG), so masks get the photo's own compression."""
-    from synthface.capture import source_jpeg_quality
+    from synthface.generation.capture import source_jpeg_quality
 
     return source_jpeg_quality(io.BytesIO(data)) if data else 100
 
@@ -117,7 +117,7 @@ def load_library(mask_dirs: tuple[str, ...] = ()):
 
 def studio_choices(library, mask_type: str) -> dict[str, list[str]]:
     """The options a type offers: its wear styles, every palette of the library, its patterns, the lighting presets."""
-    from synthface.lighting import PRESETS
+    from synthface.generation.lighting import PRESETS
 
     definition = library.get(mask_type)
     patterns = [name for name, weight in definition.patterns.items() if weight > 0]
@@ -142,7 +142,7 @@ def _appearance(settings: StudioSettings):
 
 
 def _lighting(settings: StudioSettings):
-    from synthface.lighting import LightingConfig
+    from synthface.generation.lighting import LightingConfig
 
     if settings.lighting == LIGHTING_OFF:
         return LightingConfig(enabled=False)
@@ -157,11 +157,11 @@ def render_studio(rgb: np.ndarray, faces: list, library, settings: StudioSetting
     Draws happen in the generator's order (lighting, then the mask) from a generator seeded
     with (seed, face index), so the same settings always give the same pixels.
     """
-    from synthface.align import align_face
-    from synthface.capture import estimate_capture
-    from synthface.lighting import sample_lighting
+    from synthface.generation.align import align_face
+    from synthface.generation.capture import estimate_capture
+    from synthface.generation.lighting import sample_lighting
+    from synthface.generation.render import mask_and_light
     from synthface.maskfit import MaskFitError, UnknownMaskError, sample_mask_params
-    from synthface.render import mask_and_light
     from synthface.scenario import FaceQuality
 
     try:
@@ -361,7 +361,7 @@ class SampleView:
 
 def sample_views(root: str | Path, rows: pd.DataFrame, table: pd.DataFrame) -> list[SampleView]:
     """The files of each row; twins are found by pair_id in the full table."""
-    from synthface.preview import caption
+    from synthface.generation.preview import caption
 
     root = Path(str(root)).expanduser()
     twins: dict[str, str] = {}

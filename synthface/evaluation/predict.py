@@ -78,7 +78,7 @@ class FacePredictor:
         """`predict`'s entries with what the model saw: each face's aligned crop and its attention map."""
         import torch
 
-        from synthface.align import align_face
+        from synthface.generation.align import align_face
 
         faces = self.detector.detect(rgb)
         if not all_faces:

@@ -102,8 +102,8 @@ def canonical_face() -> np.ndarray:
 
 
 def _rebuild() -> None:  # pragma: no cover - a maintenance script, run by hand
+    from synthface.generation.sources.demo import demo_photo
     from synthface.landmarks import LandmarkDetector
-    from synthface.sources.demo import demo_photo
 
     with LandmarkDetector() as detector:
         shapes = [detector.detect(demo_photo(name))[0].points for name in ("astronaut", "grace_hopper.jpg")]

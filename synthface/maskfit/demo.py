@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 
 from synthface import facemesh
+from synthface.generation.sources.demo import demo_photo
 from synthface.maskfit.warp import ThinPlateSpline
-from synthface.sources.demo import demo_photo
 
 DEMO_PHOTOS = ("astronaut", "grace_hopper.jpg")
 DEMO_YAWS = (0.0, -30.0, 30.0)
@@ -60,7 +60,7 @@ def turn_face(image_rgb: np.ndarray, points: np.ndarray, degrees: float) -> np.n
 @lru_cache(maxsize=4)
 def demo_faces(size: int = 224, yaws: tuple[float, ...] = DEMO_YAWS) -> tuple[DemoFace, ...]:
     """Aligned demo faces at each yaw, landmarks detected by MediaPipe on the (warped) photos."""
-    from synthface.align import align_face
+    from synthface.generation.align import align_face
     from synthface.landmarks import LandmarkDetector
 
     faces = []

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from synthface import facemesh
-from synthface.capture import CaptureEstimate, add_capture_noise, match_layer
+from synthface.generation.capture import CaptureEstimate, add_capture_noise, match_layer
 from synthface.maskfit.appearance import MaskParams
 from synthface.maskfit.canonical import canonical_face
 from synthface.maskfit.definitions import MaskDefinition, Valve
@@ -214,7 +214,7 @@ def fit_mask(image_rgb: np.ndarray, points: np.ndarray, definition: MaskDefiniti
              light_direction: np.ndarray, *, capture: CaptureEstimate | None = None, noise_seed: int = 0) -> MaskRender:
     """Composite `definition` worn as `params` says onto the face whose 478 landmarks are `points` (pixels).
 
-    `capture` (see synthface.capture) gives the mask the photo's exposure, white balance, blur,
+    `capture` (see synthface.generation.capture) gives the mask the photo's exposure, white balance, blur,
     sensor noise and JPEG quality, so it is seen through the same camera as the face.
     """
     if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or image_rgb.dtype != np.uint8:

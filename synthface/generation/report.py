@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from synthface.balance import imbalance_metrics
 from synthface.dataset import SKIPPED_PARQUET, TWIN_SUFFIX, atomic_write_bytes
+from synthface.generation.balance import imbalance_metrics
+from synthface.generation.plan import ATTRIBUTES, SPLITS, Plan
+from synthface.generation.pool import PoolReport
 from synthface.markdown import md_row
-from synthface.plan import ATTRIBUTES, SPLITS, Plan
-from synthface.pool import PoolReport
 from synthface.scenario import Scenario, follows_pool
 
 HEADLINE_METRICS = ("max_ratio", "min_ratio", "ratio_range", "coefficient_of_variation", "normalised_entropy", "gini_impurity")

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from synthface.generation.sources.base import SourceError, SourceScan, SourceSpec, require_path
+from synthface.generation.sources.labels import parse_fairface_age, read_csv_rows, scan_label_rows
 from synthface.paths import file_problem
-from synthface.sources.base import SourceError, SourceScan, SourceSpec, require_path
-from synthface.sources.labels import parse_fairface_age, read_csv_rows, scan_label_rows
 
 TAXONOMY = "fairface7"
 STANDARD_LABEL_FILES = ("fairface_label_train.csv", "fairface_label_val.csv")

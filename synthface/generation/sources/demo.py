@@ -26,8 +26,8 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
+from synthface.generation.sources.base import FaceRecord, SourceScan, SourceSpec
 from synthface.paths import cache_dir
-from synthface.sources.base import FaceRecord, SourceScan, SourceSpec
 
 TAXONOMY = "utkface5"  # "white" is spelled the same in fairface7
 

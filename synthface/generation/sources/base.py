@@ -153,22 +153,22 @@ def load_source(spec: SourceSpec, quiet: bool = False) -> SourceScan:
     """Read a pool into labelled face records, dispatching on its kind (a pool at a URL is mirrored
     first, with a progress bar unless `quiet`)."""
     if is_url(spec.path) or is_url(spec.labels):
-        from synthface.sources.remote import load_remote_source
+        from synthface.generation.sources.remote import load_remote_source
 
         return load_remote_source(spec, quiet)
     # Imported here so each reader's dependencies (pandas, skimage) load only when used.
     if spec.kind == "utkface":
-        from synthface.sources.utkface import load_utkface
+        from synthface.generation.sources.utkface import load_utkface
 
         return load_utkface(spec)
     if spec.kind == "fairface":
-        from synthface.sources.fairface import load_fairface
+        from synthface.generation.sources.fairface import load_fairface
 
         return load_fairface(spec)
     if spec.kind == "table":
-        from synthface.sources.table import load_table
+        from synthface.generation.sources.table import load_table
 
         return load_table(spec)
-    from synthface.sources.demo import load_demo
+    from synthface.generation.sources.demo import load_demo
 
     return load_demo(spec)

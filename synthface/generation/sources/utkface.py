@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from synthface.sources.base import IMAGE_SUFFIXES, FaceRecord, SkippedInput, SourceScan, SourceSpec, require_path
-from synthface.sources.labels import MAX_AGE, parse_gender, parse_race
+from synthface.generation.sources.base import IMAGE_SUFFIXES, FaceRecord, SkippedInput, SourceScan, SourceSpec, require_path
+from synthface.generation.sources.labels import MAX_AGE, parse_gender, parse_race
 
 TAXONOMY = "utkface5"
 

@@ -1,7 +1,7 @@
 """Face pools: readers that turn a UTKFace folder, a FairFace label CSV, any labelled table or
 the bundled demo photos into labelled :class:`FaceRecord` objects (see docs/sources.md)."""
 
-from synthface.sources.base import (
+from synthface.generation.sources.base import (
     SOURCE_KINDS,
     FaceRecord,
     SkippedInput,

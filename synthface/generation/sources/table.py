@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from synthface.sources.base import SkippedInput, SourceError, SourceScan, SourceSpec, require_path
-from synthface.sources.labels import read_csv_rows, scan_label_rows
+from synthface.generation.sources.base import SkippedInput, SourceError, SourceScan, SourceSpec, require_path
+from synthface.generation.sources.labels import read_csv_rows, scan_label_rows
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 

@@ -35,16 +35,16 @@ from synthface.dataset import (
     write_metadata,
 )
 from synthface.errors import UserError
-from synthface.executors import Executor, WorkerJob, make_executor
 from synthface.formats import DEFAULT_PACK_SIZE
-from synthface.landmark_table import LandmarkTable
+from synthface.generation.executors import Executor, WorkerJob, make_executor
+from synthface.generation.landmark_table import LandmarkTable
+from synthface.generation.plan import PLAN_FILE, Plan, PoolFace, SampleSpec, build_plan, plan_bytes, shard
+from synthface.generation.pool import PoolReport, build_pool
+from synthface.generation.render import PoolLandmarks
+from synthface.generation.runlock import LOCK_FILE, check_not_being_written, output_lock
 from synthface.landmarks import LandmarkCache, resolve_model_path
 from synthface.paths import UnsafePathError, inside
-from synthface.plan import PLAN_FILE, Plan, PoolFace, SampleSpec, build_plan, plan_bytes, shard
-from synthface.pool import PoolReport, build_pool
 from synthface.progress import progress_bar
-from synthface.render import PoolLandmarks
-from synthface.runlock import LOCK_FILE, check_not_being_written, output_lock
 from synthface.scenario import Scenario, scenario_to_yaml
 
 RUN_DIR = ".synthface-run"
@@ -73,7 +73,7 @@ class GenerateOptions:
     quiet: bool = False
     output_format: str = "folder"  # folder / webdataset / parquet (synthface.formats)
     pack_size: str = DEFAULT_PACK_SIZE  # samples or bytes per packed file, e.g. "1000" or "500MB"
-    executor: str = "local"  # where detection and rendering run: "local" (process pool) or "ray" (synthface.executors)
+    executor: str = "local"  # where detection and rendering run: "local" (process pool) or "ray" (synthface.generation.executors)
     ray_address: str | None = None  # --executor ray: "auto", "ray://HOST:PORT", or None for a Ray instance of this run
     landmark_table: Path | None = None  # a shared landmark table (synthface detect --cache DIR) instead of the per-user cache
     staging: Path | None = None  # --out URL: the local folder written before the upload (default: one in the cache per URL)
@@ -183,8 +183,8 @@ def _run_generate(scenario: Scenario, options: GenerateOptions, library=None) ->
 def _run_stages(scenario: Scenario, options: GenerateOptions, library, executor: Executor, cache: LandmarkCache | LandmarkTable,
                 model_path: Path, started: float, executor_seconds: float) -> GenerateResult:
     from synthface import formats
+    from synthface.generation.report import build_report, write_report, write_skipped_table
     from synthface.maskfit import MaskLibrary
-    from synthface.report import build_report, write_report, write_skipped_table
 
     pack_size = formats.parse_pack_size(options.pack_size)
     pool_started = time.perf_counter()
@@ -231,7 +231,7 @@ def _run_stages(scenario: Scenario, options: GenerateOptions, library, executor:
     write_report(out, report)
     atomic_write_bytes(out / "scenario.yaml", scenario_to_yaml(scenario).encode())
     if scenario.preview_samples:
-        from synthface.preview import contact_sheet
+        from synthface.generation.preview import contact_sheet
 
         contact_sheet(out, table, scenario.preview_samples)
     formats.drop_staged(out, options.output_format)  # last: a kill before it leaves the staging for --resume
@@ -334,8 +334,8 @@ def _init_worker(scenario_json: str, mask_dirs, out: str) -> None:
     sys.modules.setdefault("torch", None)
     import cv2
 
+    from synthface.generation.render import PoolLandmarks, RenderContext
     from synthface.maskfit import MaskLibrary
-    from synthface.render import PoolLandmarks, RenderContext
 
     cv2.setNumThreads(1)  # one process per core already
     scenario = Scenario.model_validate_json(scenario_json)
@@ -345,7 +345,7 @@ def _init_worker(scenario_json: str, mask_dirs, out: str) -> None:
 
 
 def _render(item: tuple[SampleSpec, dict[int, PoolFace]]):
-    from synthface.render import render_sample
+    from synthface.generation.render import render_sample
 
     spec, faces = item
     _context.faces = faces  # the faces cached by index in the context are the same faces: indices are the plan's
@@ -373,7 +373,7 @@ class SamplesWithFaces(Sequence):
 def render_all(scenario: Scenario, plan: Plan, library, mask_dirs: tuple[Path, ...], landmarks, out: Path,
                todo: list[SampleSpec], executor: Executor, journal: Path, failures: list[dict], quiet: bool) -> list[dict]:
     """Render `todo` on `executor`, journaling each finished sample as it comes back; returns the new rows."""
-    from synthface.render import RenderContext, render_sample
+    from synthface.generation.render import RenderContext, render_sample
 
     rows: list[dict] = []
     if not todo:
@@ -437,7 +437,7 @@ def merge_shards(shard_dirs: Sequence[Path | str], out: Path | str, overwrite: b
 
 def _merge_into(shard_dirs: list[Path], out: Path, overwrite: bool, output_format: str, pack_size: str) -> pd.DataFrame:
     from synthface import formats
-    from synthface.report import merge_reports, write_report
+    from synthface.generation.report import merge_reports, write_report
 
     formats.get_format(output_format)
     size = formats.parse_pack_size(pack_size)
@@ -489,7 +489,7 @@ def _merge_into(shard_dirs: list[Path], out: Path, overwrite: bool, output_forma
         shutil.copy2(Path(shard_dirs[0]) / SKIPPED_PARQUET, out / SKIPPED_PARQUET)
     reports = [json.loads((Path(d) / "report.json").read_text()) for d in shard_dirs]
     write_report(out, merge_reports(reports, merged))
-    from synthface.preview import contact_sheet
+    from synthface.generation.preview import contact_sheet
 
     contact_sheet(out, merged, 36)
     formats.drop_staged(out, output_format)

@@ -14,8 +14,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from synthface.generation.sources.base import SourceScan, SourceSpec, load_source
 from synthface.paths import is_url
-from synthface.sources.base import SourceScan, SourceSpec, load_source
 from synthface.storage import StorageError, cache_folder, filesystem, mirror
 
 
@@ -50,7 +50,7 @@ def mirror_spec(spec: SourceSpec, quiet: bool = False) -> tuple[SourceSpec, dict
 
 def _mirror_parent_labels(url: str, folder: Path, base: Path, quiet: bool) -> None:
     """FairFace's label CSVs from the folder's parent prefix, where the folder holds none."""
-    from synthface.sources.fairface import STANDARD_LABEL_FILES
+    from synthface.generation.sources.fairface import STANDARD_LABEL_FILES
 
     if any((folder / name).is_file() for name in STANDARD_LABEL_FILES):
         return

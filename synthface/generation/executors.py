@@ -25,7 +25,7 @@ from itertools import islice
 from typing import Any, Protocol
 
 from synthface.errors import UserError
-from synthface.workers import guarded, worker_pool
+from synthface.generation.workers import guarded, worker_pool
 
 EXECUTORS = ("local", "ray")
 RAY_RETRIES = 3  # restarts of a dead Ray worker, and retries of the chunk it was running
@@ -127,7 +127,7 @@ class _RayWorker:
     """One Ray actor = one worker process: set up once, then runs chunks of items."""
 
     def __init__(self, setup: Callable, args: tuple):
-        from synthface.workers import guarded_init
+        from synthface.generation.workers import guarded_init
 
         guarded_init(setup, args)  # a failed set-up is raised with the first chunk, naming the cause
 

@@ -15,14 +15,14 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from synthface.executors import Executor, WorkerJob
+from synthface.generation.executors import Executor, WorkerJob
+from synthface.generation.landmark_table import LandmarkTable
+from synthface.generation.plan import PoolFace
+from synthface.generation.sources.base import FaceRecord, SkippedInput, SourceSpec, load_source
 from synthface.images import read_image_rgb
-from synthface.landmark_table import LandmarkTable
 from synthface.landmarks import BUNDLED_MODEL, CachedDetection, FaceLandmarks, LandmarkCache, LandmarkDetector
-from synthface.plan import PoolFace
 from synthface.progress import progress_bar
 from synthface.scenario import Scenario
-from synthface.sources.base import FaceRecord, SkippedInput, SourceSpec, load_source
 from synthface.taxonomy import convert_race
 
 

@@ -16,17 +16,17 @@ import cv2
 import numpy as np
 
 from synthface import facemesh
-from synthface.align import AlignedFace, align_face
-from synthface.capture import CaptureEstimate, estimate_capture, source_jpeg_quality
 from synthface.dataset import IMAGES_DIR, OCCLUSION_DIR, TWIN_SUFFIX, atomic_write_bytes
-from synthface.foreground import Foreground, detect_foreground
+from synthface.generation.align import AlignedFace, align_face
+from synthface.generation.capture import CaptureEstimate, estimate_capture, source_jpeg_quality
+from synthface.generation.foreground import Foreground, detect_foreground
+from synthface.generation.lighting import LightingParams, apply_lighting, sample_lighting
+from synthface.generation.plan import PoolFace, SampleSpec
 from synthface.images import read_image_rgb
 from synthface.landmarks import FaceLandmarks
-from synthface.lighting import LightingParams, apply_lighting, sample_lighting
 from synthface.maskfit import MaskFitError, MaskLibrary, MaskParams, MaskRender, fit_mask, sample_mask_params
 from synthface.maskfit.definitions import MaskDefinition
 from synthface.paths import inside
-from synthface.plan import PoolFace, SampleSpec
 from synthface.scenario import Scenario
 from synthface.taxonomy import binary_mask_label, mask_state
 

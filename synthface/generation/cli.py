@@ -41,7 +41,7 @@ def print_splits(report: dict, shares: dict[str, float]) -> None:
 
 def check_executor(name: str) -> None:
     """--executor is one of the registered executors (a usage error, before any work)."""
-    from synthface.executors import EXECUTORS
+    from synthface.generation.executors import EXECUTORS
 
     if name not in EXECUTORS:
         raise typer.BadParameter(f"expected one of {', '.join(EXECUTORS)}, got {name!r}", param_hint="--executor")
@@ -72,12 +72,12 @@ def generate(
 ) -> None:
     """Build a balanced synthetic masked-face dataset from a scenario."""
 
-    from synthface.generate import GenerateOptions, run_generate
+    from synthface.generation.report import render_markdown
+    from synthface.generation.run import GenerateOptions, run_generate
+    from synthface.generation.sources.base import parse_source_arg
     from synthface.maskfit import MaskLibrary
     from synthface.paths import inside, is_url
-    from synthface.report import render_markdown
     from synthface.scenario import load_scenario
-    from synthface.sources.base import parse_source_arg
 
     check_executor(executor)
     if plan_only and dry_run:
@@ -104,7 +104,7 @@ def generate(
             console.print(f"scenario [bold]{escape(loaded.name)}[/] from {escape(str(path))}")
             result = run_generate(loaded, options, library)
     except KeyboardInterrupt:
-        from synthface.generate import staged_location
+        from synthface.generation.run import staged_location
 
         kept = staged_location(target, staging)[1] if target is not None else None
         if kept is not None and kept.exists():
@@ -120,8 +120,8 @@ def generate(
         return
     report = result.report
     if plan_only:
-        from synthface.generate import RUN_DIR
-        from synthface.plan import PLAN_FILE
+        from synthface.generation.plan import PLAN_FILE
+        from synthface.generation.run import RUN_DIR
 
         console.print(f"[green]planned[/] {len(result.plan.samples)} samples (plan {result.plan.fingerprint()}) in "
                       f"{escape(result.location.rstrip('/'))}/{RUN_DIR}/{PLAN_FILE}; render them with the same command and --resume instead of --plan-only")
@@ -151,7 +151,7 @@ def merge(
     pack_size: str = typer.Option(DEFAULT_PACK_SIZE, "--pack-size", help="Per webdataset/parquet file: a number of samples (1000) or a size (500MB, 1GB)."),
 ) -> None:
     """Join shards of one generation plan into one dataset."""
-    from synthface.generate import merge_shards
+    from synthface.generation.run import merge_shards
 
     with user_errors():
         table = merge_shards(list(shards), out, overwrite, output_format, pack_size, quiet=False)
@@ -168,11 +168,11 @@ def detect(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Find the landmarks of every image of the pools, once, into a table keyed by image content."""
-    from synthface.executors import make_executor
-    from synthface.landmark_table import LandmarkTable
+    from synthface.generation.executors import make_executor
+    from synthface.generation.landmark_table import LandmarkTable
+    from synthface.generation.pool import detect_pool
+    from synthface.generation.sources.base import parse_source_arg
     from synthface.landmarks import resolve_model_path
-    from synthface.pool import detect_pool
-    from synthface.sources.base import parse_source_arg
 
     check_executor(executor)
     try:

@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from synthface.errors import UserError
+from synthface.generation.sources.base import FaceRecord
 from synthface.scenario import MAX_SAMPLES, Scenario, Weights, follows_pool
-from synthface.sources.base import FaceRecord
 from synthface.taxonomy import GENDERS, RACE_TAXONOMIES
 
 SPLITS = ("train", "val", "test")

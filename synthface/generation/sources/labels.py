@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from synthface.sources.base import FaceRecord, SkippedInput, SourceError, SourceScan
+from synthface.generation.sources.base import FaceRecord, SkippedInput, SourceError, SourceScan
 from synthface.taxonomy import GENDERS, races
 
 # Oldest age assumed for open-ended bins such as FairFace's "more than 70" (documented in docs/sources.md).
