@@ -8,6 +8,7 @@ atomically, from the journal, so a killed run never leaves a table that claims m
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import signal
@@ -38,7 +39,7 @@ from synthface.executors import Executor, WorkerJob, make_executor
 from synthface.formats import DEFAULT_PACK_SIZE
 from synthface.landmark_table import LandmarkTable
 from synthface.landmarks import LandmarkCache, resolve_model_path
-from synthface.paths import UnsafePathError, inside, refuse_url
+from synthface.paths import UnsafePathError, inside
 from synthface.plan import PLAN_FILE, Plan, PoolFace, SampleSpec, build_plan, plan_bytes, shard
 from synthface.pool import PoolReport, build_pool
 from synthface.progress import progress_bar
@@ -59,7 +60,7 @@ class GenerateError(UserError, RuntimeError):
 
 @dataclass
 class GenerateOptions:
-    out: Path
+    out: Path | str  # a folder, or an fsspec URL (s3://...): then written in `staging` and uploaded when finished
     workers: int = 0  # 0 = all cores
     dry_run: bool = False
     plan_only: bool = False  # detect and plan, write OUT/.synthface-run/plan.parquet and stop (render later with resume)
@@ -75,6 +76,7 @@ class GenerateOptions:
     executor: str = "local"  # where detection and rendering run: "local" (process pool) or "ray" (synthface.executors)
     ray_address: str | None = None  # --executor ray: "auto", "ray://HOST:PORT", or None for a Ray instance of this run
     landmark_table: Path | None = None  # a shared landmark table (synthface detect --cache DIR) instead of the per-user cache
+    staging: Path | None = None  # --out URL: the local folder written before the upload (default: one in the cache per URL)
 
 
 @dataclass
@@ -86,6 +88,12 @@ class GenerateResult:
     rendered: int = 0
     reused: int = 0
     failures: list[dict] = field(default_factory=list)
+    url: str | None = None  # where the dataset was uploaded, for an --out URL (`out` is then its staging folder)
+
+    @property
+    def location(self) -> str:
+        """Where the dataset is, as the user named it."""
+        return self.url or str(self.out)
 
 
 def run_generate(scenario: Scenario, options: GenerateOptions, library=None) -> GenerateResult:
@@ -94,17 +102,67 @@ def run_generate(scenario: Scenario, options: GenerateOptions, library=None) -> 
     `library`: the mask library already loaded from options.mask_dirs (the CLI loads it to
     validate the scenario); loaded here when not given. A run that writes holds the output's
     lock from the start (before the pool stage), so a second run on the same --out stops at once.
+    An --out URL is written in a local staging folder (holding its lock) and uploaded at the end.
     """
-    refuse_url(options.out, "--out")
     if options.dry_run:
         return _run_generate(scenario, options, library)
-    out = Path(options.out)
+    url, out = staged_location(options.out, options.staging)
+    options = dataclasses.replace(options, out=out)
     # A folder that is not a synthface run's is refused before the pool stage and without leaving a lock file in
     # it; a synthface folder goes on to its lock (a run writing it is named) and then to the same refusal.
     if has_outputs(out) and not (options.resume or options.overwrite) and not (out / RUN_DIR / LOCK_FILE).exists():
-        raise GenerateError(f"{options.out} is not empty: pass --resume to continue that run or --overwrite to start again")
-    with output_lock(options.out, RUN_DIR, "generate"):
-        return _run_generate(scenario, options, library)
+        what = f"{url}: its staging folder {out} holds a run that was not uploaded" if url else f"{out} is not empty"
+        raise GenerateError(f"{what}: pass --resume to continue that run or --overwrite to start again")
+    with output_lock(out, RUN_DIR, "generate"):
+        if url is not None:
+            check_remote_output(url, out, options.resume, options.overwrite, options.quiet)
+        result = _run_generate(scenario, options, library)
+        if url is not None:
+            upload_output(out, url, options.quiet)
+            result.url = url
+        return result
+
+
+# --- outputs at a URL (synthface.storage): staged locally, uploaded when finished ---------------
+def staged_location(out: Path | str, staging: Path | None = None) -> tuple[str | None, Path]:
+    """(URL, local folder) of an output: for a URL, the folder it is written in before the
+    upload (`staging`, or one in the cache for that URL); for a path or file:// URL, (None, it)."""
+    from synthface import storage
+
+    local = storage.local_path(out)
+    if local is not None:
+        return None, local
+    return str(out), Path(staging) if staging else storage.staging_folder(str(out))
+
+
+def check_remote_output(url: str, staging: Path, resume: bool, overwrite: bool, quiet: bool) -> None:
+    """Refuse a non-empty URL without --resume/--overwrite; on --resume with no local staging
+    (another machine, a cleaned cache), fetch the run from the URL to continue it."""
+    from synthface import storage
+
+    remote = storage.remote_names(url)
+    if remote and not (resume or overwrite):
+        raise GenerateError(f"{url} is not empty: pass --resume to continue that run or --overwrite to start again")
+    if remote and resume and not has_outputs(staging):
+        storage.mirror(url, "the run to resume", quiet, target=staging)
+
+
+def written_by_synthface(name: str) -> bool:
+    """`name` (relative to an output) is a file a run or merge writes, so a later upload may replace or remove it."""
+    from synthface.formats import DATA_FILE
+
+    top = name.split("/", 1)[0]
+    return top in (METADATA_PARQUET, METADATA_CSV, *OUTPUT_FILES, IMAGES_DIR, OCCLUSION_DIR, RUN_DIR) or bool(DATA_FILE.match(top))
+
+
+def upload_output(out: Path, url: str, quiet: bool) -> None:
+    """Upload a finished output folder to `url`, the metadata table last (it marks a finished dataset);
+    what an earlier run of it left there and this one did not write is removed."""
+    from synthface import storage
+
+    local_only = {f"{RUN_DIR}/{LOCK_FILE}", storage.MANIFEST}
+    storage.upload(out, url, last=(METADATA_CSV, METADATA_PARQUET), skip=local_only.__contains__,
+                   owned=written_by_synthface, quiet=quiet)
 
 
 def _run_generate(scenario: Scenario, options: GenerateOptions, library=None) -> GenerateResult:
@@ -367,15 +425,27 @@ def finalise_table(rows: list[dict]) -> pd.DataFrame:
     return typed_table(table[sorted(table.columns)])  # undocumented columns in name order
 
 
-def merge_shards(shard_dirs: list[Path], out: Path, overwrite: bool = False, output_format: str = "folder",
-                 pack_size: str = DEFAULT_PACK_SIZE) -> pd.DataFrame:
-    """Join the outputs of `--shard i/n` runs of one plan (in any format) into one dataset at `out` (holding its lock)."""
-    for location, what in ((out, "--out"), *((folder, "shard") for folder in shard_dirs)):
-        refuse_url(location, what)
-    for folder in shard_dirs:
-        check_not_being_written(folder, RUN_DIR, "shard")
-    with output_lock(out, RUN_DIR, "merge"):
-        return _merge_into(shard_dirs, Path(out), overwrite, output_format, pack_size)
+def merge_shards(shard_dirs: Sequence[Path | str], out: Path | str, overwrite: bool = False, output_format: str = "folder",
+                 pack_size: str = DEFAULT_PACK_SIZE, quiet: bool = True) -> pd.DataFrame:
+    """Join the outputs of `--shard i/n` runs of one plan (in any format) into one dataset at `out` (holding its lock).
+
+    Shards and `out` may be URLs: shards are mirrored first; a URL `out` is merged in its staging
+    folder and uploaded."""
+    from synthface import storage
+
+    url, target = staged_location(out)
+    for location in shard_dirs:
+        if storage.local_path(location) is not None:
+            check_not_being_written(storage.local_path(location), RUN_DIR, "shard")
+    shards = [storage.mirror(str(location), f"shard {location}", quiet) for location in shard_dirs]
+    with output_lock(target, RUN_DIR, "merge"):
+        if url is not None and storage.remote_names(url) and not overwrite:
+            raise GenerateError(f"{url} is not empty: pass --overwrite")
+        # A URL's staging folder holds nothing the user could lose: an earlier merge, uploaded or not.
+        table = _merge_into(shards, target, overwrite or url is not None, output_format, pack_size)
+        if url is not None:
+            upload_output(target, url, quiet)
+        return table
 
 
 def _merge_into(shard_dirs: list[Path], out: Path, overwrite: bool, output_format: str, pack_size: str) -> pd.DataFrame:

@@ -49,7 +49,7 @@ def check_executor(name: str) -> None:
 
 def generate(
     scenario: str = typer.Argument(..., help="Scenario YAML file, or the name of a bundled one (all_masked, no_mask, mixed_50, ...)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder. Default: out/<scenario name>."),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="Output folder, or an fsspec URL (s3://bucket/prefix, gs://...) written in --staging and uploaded when the run finishes. Default: out/<scenario name>."),
     n_samples: Optional[int] = typer.Option(None, "--n-samples", "-n", help="Number of samples; overrides the scenario's n_samples."),
     source: list[str] = typer.Option([], "--source", help="Face pool as KIND:PATH (utkface, fairface, table) or 'demo'; repeatable; replaces the scenario's sources."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed; overrides the scenario's seed."),
@@ -68,12 +68,13 @@ def generate(
     executor: str = typer.Option("local", "--executor", help="Where detection and rendering run: local (process pool) or ray (Ray actors; pip install -e '.[cluster]')."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="--executor ray: 'auto' or ray://HOST:PORT of a running cluster; default: a Ray instance of this run with --workers CPUs."),
     landmarks: Optional[Path] = typer.Option(None, "--landmarks", help="Shared landmark table folder (from `synthface detect`), keyed by image content; used instead of --cache-dir."),
+    staging: Optional[Path] = typer.Option(None, "--staging", help="--out URL: local folder the run is written in before the upload (kept for --resume). Default: one per URL in the synthface cache."),
 ) -> None:
     """Build a balanced synthetic masked-face dataset from a scenario."""
 
     from synthface.generate import GenerateOptions, run_generate
     from synthface.maskfit import MaskLibrary
-    from synthface.paths import inside
+    from synthface.paths import inside, is_url
     from synthface.report import render_markdown
     from synthface.scenario import load_scenario
     from synthface.sources.base import parse_source_arg
@@ -83,6 +84,8 @@ def generate(
         raise typer.BadParameter("--dry-run writes nothing; --plan-only writes the plan: give one", param_hint="--plan-only")
     if ray_address and executor != "ray":
         raise typer.BadParameter("--ray-address is for --executor ray", param_hint="--ray-address")
+    if staging is not None and not (out and is_url(out)):
+        raise typer.BadParameter("--staging is the local folder of an --out URL (s3://...)", param_hint="--staging")
     target = out  # known once the scenario is loaded; a Ctrl-C before that has nothing to keep
     try:
         with user_errors():
@@ -96,13 +99,16 @@ def generate(
                 out=target, workers=workers, dry_run=dry_run, plan_only=plan_only, resume=resume, overwrite=overwrite,
                 shard=parse_shard(shard), mask_dirs=tuple(masks), landmarker=landmarker, cache_dir=cache_dir, quiet=quiet,
                 output_format=output_format, pack_size=pack_size,
-                executor=executor, ray_address=ray_address, landmark_table=landmarks,
+                executor=executor, ray_address=ray_address, landmark_table=landmarks, staging=staging,
             )
             console.print(f"scenario [bold]{escape(loaded.name)}[/] from {escape(str(path))}")
             result = run_generate(loaded, options, library)
     except KeyboardInterrupt:
-        if target is not None and target.exists():
-            console.print(f"[yellow]interrupted:[/] finished samples are kept in {escape(str(target))}; "
+        from synthface.generate import staged_location
+
+        kept = staged_location(target, staging)[1] if target is not None else None
+        if kept is not None and kept.exists():
+            console.print(f"[yellow]interrupted:[/] finished samples are kept in {escape(str(kept))}; "
                           "run the same command with --resume to continue")
         else:
             console.print("[yellow]interrupted[/] before anything was written")
@@ -118,14 +124,14 @@ def generate(
         from synthface.plan import PLAN_FILE
 
         console.print(f"[green]planned[/] {len(result.plan.samples)} samples (plan {result.plan.fingerprint()}) in "
-                      f"{escape(str(result.out / RUN_DIR / PLAN_FILE))}; render them with the same command and --resume instead of --plan-only")
+                      f"{escape(result.location.rstrip('/'))}/{RUN_DIR}/{PLAN_FILE}; render them with the same command and --resume instead of --plan-only")
         print_splits(report, loaded.splits.shares())
         return
     console.print(
-        f"[green]wrote[/] {report['written']['images']} images to {result.out} "
+        f"[green]wrote[/] {report['written']['images']} images to {escape(result.location)} "
         f"({result.rendered} rendered, {result.reused} kept from an earlier run); "
         f"{report['fit_failures']['count']} fit failures; {len(report['shortfall'])} strata below target; "
-        f"report: {result.out / 'report.md'}"
+        f"report: {escape(result.location.rstrip('/'))}/report.md"
     )
     print_splits(report, loaded.splits.shares())
     if report.get("uses_demo_pool"):
@@ -138,8 +144,8 @@ def generate(
 
 
 def merge(
-    shards: list[Path] = typer.Argument(..., help="Output folders of `synthface generate --shard i/n` runs of one plan."),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder for the merged dataset."),
+    shards: list[str] = typer.Argument(..., help="Output folders (or URLs) of `synthface generate --shard i/n` runs of one plan."),
+    out: str = typer.Option(..., "--out", "-o", help="Folder (or fsspec URL, staged locally and uploaded) for the merged dataset."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty --out."),
     output_format: str = typer.Option("folder", "--format", help="Format of the merged dataset: folder, webdataset or parquet (the shards may be in any)."),
     pack_size: str = typer.Option(DEFAULT_PACK_SIZE, "--pack-size", help="Per webdataset/parquet file: a number of samples (1000) or a size (500MB, 1GB)."),
@@ -148,7 +154,7 @@ def merge(
     from synthface.generate import merge_shards
 
     with user_errors():
-        table = merge_shards(list(shards), out, overwrite, output_format, pack_size)
+        table = merge_shards(list(shards), out, overwrite, output_format, pack_size, quiet=False)
     console.print(f"[green]merged[/] {len(shards)} shards: {len(table)} images in {out}")
 
 

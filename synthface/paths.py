@@ -87,12 +87,18 @@ def inside(root: Path | str, *parts: str | Path) -> Path:
 URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")  # s3://, gs://, file://, http://... (also as pathlib folds them: s3:/b)
 
 
+def is_url(location: str | Path | None) -> bool:
+    """`location` is a URL with a scheme (s3://bucket/key, file:///data), not a local path."""
+    return location is not None and bool(re.match(r"^[A-Za-z][A-Za-z0-9+.-]+://", str(location)))
+
+
 class UnsupportedLocationError(UserError, ValueError):
     """A URL where synthface takes a local path."""
 
 
 def refuse_url(location: str | Path, what: str) -> None:
-    """Object storage is not supported yet: say so, rather than writing a local folder called `s3:`."""
+    """Where a URL cannot be used (a folder that is locked, memory-mapped or appended to while a run
+    goes on), say so, rather than writing a local folder called `s3:`."""
     if URL_SCHEME.match(str(location)):
-        raise UnsupportedLocationError(f"{what} {location}: URLs (s3://, gs://, ...) are not supported yet; give a local path "
-                                       "or a mounted folder (docs/scale.md)")
+        raise UnsupportedLocationError(f"{what} {location}: must be a local path or a mounted folder, not a URL "
+                                       "(docs/scale.md)")

@@ -187,7 +187,7 @@ def build_pool(scenario: Scenario, sources: list[SourceSpec], cache: LandmarkCac
     report = PoolReport()
     scans = []
     for spec in sources:
-        scan = load_source(spec)
+        scan = load_source(spec, quiet)
         report.skipped.extend(dataclasses.replace(item, source=source_label(spec)) for item in scan.skipped)
         report.n_inputs += len(scan.records) + len(scan.skipped)
         scans.append(scan)
@@ -198,7 +198,7 @@ def build_pool(scenario: Scenario, sources: list[SourceSpec], cache: LandmarkCac
     for spec, scan in zip(sources, scans):
         for record in scan.records:
             if record.source_id in seen:
-                report.skipped.append(SkippedInput(str(record.path), "duplicate source_id", source_label(spec)))
+                report.skipped.append(SkippedInput(record.location, "duplicate source_id", source_label(spec)))
                 continue
             seen.add(record.source_id)
             detection = detections[record.path]
@@ -207,7 +207,7 @@ def build_pool(scenario: Scenario, sources: list[SourceSpec], cache: LandmarkCac
                 report.n_multi_face += detection.face.n_faces > 1
             verdict = usable_face(record, detection, scenario, scan.reuse_unlimited)
             if isinstance(verdict, str):
-                report.skipped.append(SkippedInput(str(record.path), verdict, source_label(spec)))
+                report.skipped.append(SkippedInput(record.location, verdict, source_label(spec)))
             else:
                 faces.append(verdict)
                 landmarks.append(detection.face)
@@ -220,7 +220,7 @@ def detect_pool(sources: list[SourceSpec], table: LandmarkTable, executor: Execu
     """`synthface detect`: landmarks of every image of the sources into `table`; counts for the summary."""
     records, skipped = [], 0
     for spec in sources:
-        scan = load_source(spec)
+        scan = load_source(spec, quiet)
         records.extend(scan.records)
         skipped += len(scan.skipped)
     known = len(table)

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, V
 from synthface.errors import UserError, describe_problems, validation_problems
 from synthface.lighting import LightingConfig
 from synthface.maskfit import WEAR_STYLES, MaskAppearance
-from synthface.paths import bundled_dir
+from synthface.paths import bundled_dir, is_url
 from synthface.sources.base import SourceSpec
 from synthface.taxonomy import GENDERS, RACE_TAXONOMIES, age_bin_label
 from synthface.yamlio import YamlError, load_yaml_file
@@ -398,7 +398,7 @@ def parse_scenario(data: object, file: str = "<scenario>", check_paths: bool = T
                 problems.append((f"mask.confusers.{name}", f"unknown confuser {name!r}; expected one of {sorted(confuser_names)}"))
     if check_paths:
         for index, source in enumerate(scenario.sources):
-            if source.kind != "demo" and (source.path is None or not Path(source.path).expanduser().exists()):
+            if source.kind != "demo" and not is_url(source.path) and (source.path is None or not Path(source.path).expanduser().exists()):
                 problems.append((f"sources.{index}.path", f"{source.kind} source path {source.path} does not exist"))
     if problems:
         raise ScenarioError(file, problems)

@@ -20,7 +20,7 @@ DEVICE_HELP = "Device: auto (GPU when present), cpu, cuda or cuda:N."
 
 def evaluate(
     checkpoint: Path = typer.Argument(..., help="Trained checkpoint (.pt) written by `synthface train`."),
-    data: Path = typer.Option(..., "--data", "-d", help="Dataset folder in synthface's format (metadata + images/, or webdataset/parquet data files)."),
+    data: str = typer.Option(..., "--data", "-d", help="Dataset folder in synthface's format (metadata + images/, or webdataset/parquet data files), or its URL (s3://..., mirrored into the cache)."),
     out: Path = typer.Option(..., "--out", "-o", help="Report folder: metrics.json, predictions.csv, report.md, plots/."),
     split: str = typer.Option("test", "--split", help="Which split of the dataset to evaluate (train, val or test)."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
@@ -42,7 +42,9 @@ def evaluate(
     from synthface.evaluation.report import REPORT_MD
 
     with user_errors():
-        summary = run_evaluate(checkpoint, data, out, split=split, device=device, batch_size=batch_size, workers=workers,
+        from synthface.storage import mirror
+
+        summary = run_evaluate(checkpoint, mirror(data, "dataset", quiet), out, split=split, device=device, batch_size=batch_size, workers=workers,
                                gradcam_samples=gradcam_samples, n_bootstrap=bootstrap, min_group_size=min_group_size,
                                grid_size=grid_size, make_plots=plots, progress=not quiet)
     warning = overlap_warning(summary)

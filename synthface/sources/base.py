@@ -15,7 +15,7 @@ from typing import Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from synthface.errors import UserError
-from synthface.paths import refuse_url
+from synthface.paths import is_url
 from synthface.taxonomy import RACE_TAXONOMIES
 
 SourceKind = Literal["utkface", "fairface", "table", "demo"]
@@ -36,14 +36,16 @@ class SourceSpec(BaseModel):
         description="Pool format: utkface (labels in file names), fairface (label CSV + images), "
         "table (any CSV/parquet with file,age,gender,race columns) or demo (bundled public-domain faces)."
     )
-    path: Path | None = Field(
+    path: str | Path | None = Field(
         default=None,
-        description="utkface/fairface: the image folder; table: the CSV or parquet file; demo: not used.",
+        description="utkface/fairface: the image folder; table: the CSV or parquet file; demo: not used. "
+        "A local path or an fsspec URL (s3://bucket/faces, gs://..., file://...): a URL is mirrored into the cache "
+        "first, fetching only new or changed objects (docs/scale.md).",
     )
-    labels: Path | None = Field(
+    labels: str | Path | None = Field(
         default=None,
-        description="fairface only: the label CSV. Default: fairface_label_train.csv and fairface_label_val.csv "
-        "found in `path` or its parent folder.",
+        description="fairface only: the label CSV (a path or URL). Default: fairface_label_train.csv and "
+        "fairface_label_val.csv found in `path` or its parent folder.",
     )
     race_taxonomy: str = Field(
         default="utkface5",
@@ -56,10 +58,11 @@ class SourceSpec(BaseModel):
 
     @field_validator("path", "labels")
     @classmethod
-    def _expand_home(cls, value: Path | None) -> Path | None:
-        if value is not None:
-            refuse_url(value, "path")
-        return value.expanduser() if value is not None else None
+    def _path_or_url(cls, value: Path | str | None) -> Path | str | None:
+        """A URL stays text (a Path would fold s3://b into s3:/b); anything else is a local path."""
+        if value is None or is_url(value):
+            return value
+        return Path(value).expanduser()
 
     @field_validator("race_taxonomy")
     @classmethod
@@ -89,6 +92,12 @@ class FaceRecord:
     gender: str | None
     race: str | None
     race_taxonomy: str
+    origin: str | None = None  # the object's URL where the pool was mirrored from object storage (for reports)
+
+    @property
+    def location(self) -> str:
+        """Where the user's file is: its URL for a mirrored pool, else its path."""
+        return self.origin or str(self.path)
 
 
 @dataclass(frozen=True)
@@ -124,8 +133,7 @@ def parse_source_arg(text: str) -> SourceSpec:
         return SourceSpec(kind="demo")
     if not sep or not path.strip():
         raise ValueError(f"--source {text!r}: missing path; expected {kind}:PATH")
-    refuse_url(path.strip(), f"--source {kind}:")
-    return SourceSpec(kind=kind, path=Path(path.strip()))
+    return SourceSpec(kind=kind, path=path.strip())
 
 
 def require_path(spec: SourceSpec, *, want_dir: bool) -> Path:
@@ -141,8 +149,13 @@ def require_path(spec: SourceSpec, *, want_dir: bool) -> Path:
     return path
 
 
-def load_source(spec: SourceSpec) -> SourceScan:
-    """Read a pool into labelled face records, dispatching on its kind."""
+def load_source(spec: SourceSpec, quiet: bool = False) -> SourceScan:
+    """Read a pool into labelled face records, dispatching on its kind (a pool at a URL is mirrored
+    first, with a progress bar unless `quiet`)."""
+    if is_url(spec.path) or is_url(spec.labels):
+        from synthface.sources.remote import load_remote_source
+
+        return load_remote_source(spec, quiet)
     # Imported here so each reader's dependencies (pandas, skimage) load only when used.
     if spec.kind == "utkface":
         from synthface.sources.utkface import load_utkface

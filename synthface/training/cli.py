@@ -17,9 +17,9 @@ def train_command(
         ..., help="Recipe YAML file, or the name of a bundled recipe (train/*.yaml): demo_cpu, oam_resnet50, "
                   "oam_resnet50_no_attention, gender_aware, curriculum, ..."
     ),
-    data: Optional[Path] = typer.Option(
-        None, "--data", help="Dataset folder written by `synthface generate`, in any --format (folder, webdataset, parquet); "
-                             "not used with a curriculum recipe, whose phases name their datasets."),
+    data: Optional[str] = typer.Option(
+        None, "--data", help="Dataset folder written by `synthface generate`, in any --format (folder, webdataset, parquet), "
+                             "or its URL (s3://..., mirrored into the cache); not used with a curriculum recipe, whose phases name their datasets."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder for checkpoints and logs (default: runs/<recipe name>)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Override optim.epochs."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Override data.batch_size (per GPU/process)."),
@@ -77,6 +77,10 @@ def train_command(
         if not resolved.curriculum and data is None:
             raise RecipeError("--data DIR is required: the dataset folder written by `synthface generate`")
         out_dir = out or Path("runs") / resolved.name
+        if data is not None:
+            from synthface.storage import mirror
+
+            data = mirror(data, "dataset")  # a URL: fetched (only new or changed objects); a path: as it is
         result = train(resolved, data, out_dir, resume=resume, console=console)
     if result.history and result.is_main:
         last = result.history[-1]
