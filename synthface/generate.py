@@ -337,7 +337,6 @@ def _init_worker(scenario_json: str, mask_dirs, out: str) -> None:
     # albumentations imports torch when it can (for ToTensorV2), which costs ~300 MB of private
     # memory per process; render workers never use torch, so keep it out of them.
     sys.modules.setdefault("torch", None)
-    import albumentations  # noqa: F401 - used by the lighting's blur and noise: imported here, during the start-up
     import cv2
 
     from synthface.maskfit import MaskLibrary
