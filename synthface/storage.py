@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from synthface.paths import cache_dir, is_url
 
 MANIFEST = ".synthface-mirror.json"  # beside a mirror's files: what each was fetched as
 PART_SUFFIX = ".synthface-part"  # a file being fetched; renamed into place once whole
+MANIFEST_SECONDS = 10  # how often a long mirror saves its manifest (rewriting it per chunk is quadratic at 1M objects)
 CHUNK = 64  # objects per fsspec call: fsspec fetches a call's objects concurrently; the bar advances per call
 
 
@@ -128,6 +130,7 @@ def mirror(url: str, what: str, quiet: bool = False, target: Path | None = None)
         for name in gone:
             (folder / name).unlink(missing_ok=True)
             del manifest[name]
+        saved = time.monotonic()
         wanted = [name for name, info in objects.items()
                   if manifest.get(name) != _stamp(info) or not (folder / name).is_file()]
         from synthface.progress import progress_bar
@@ -146,7 +149,9 @@ def mirror(url: str, what: str, quiet: bool = False, target: Path | None = None)
                 for name, part in zip(names, parts):
                     os.replace(part, folder / name)
                     manifest[name] = _stamp(objects[name])
-                _write_json(manifest_file, manifest)  # per chunk: an interrupted mirror keeps what it fetched
+                if time.monotonic() - saved > MANIFEST_SECONDS:  # an interrupted mirror keeps what it fetched
+                    _write_json(manifest_file, manifest)
+                    saved = time.monotonic()
                 advance(len(names))
         _write_json(manifest_file, manifest)
     return folder / next(iter(objects)) if single else folder

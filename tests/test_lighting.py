@@ -161,6 +161,31 @@ def test_blur_softens_edges(faces) -> None:
     assert np.abs(np.diff(blurred.astype(np.float64), axis=1)).mean() < 0.7 * np.abs(np.diff(image.astype(np.float64), axis=1)).mean()
 
 
+def test_blur_and_noise_are_the_bytes_albumentations_made(faces) -> None:
+    """The blur and noise were albumentations' GaussianBlur and GaussNoise until 2026-12: the same
+    parameters must still give the same images (sizes down to a low-resolution capture's 8 px)."""
+    import albumentations as A
+    import cv2
+
+    from synthface.generation.lighting import _blur_kernel, add_noise
+
+    rng = np.random.default_rng(3)
+    face = faces[0][0]
+    images = [face, face[50:58, 60:68].copy(), rng.integers(0, 256, (67, 91, 3), dtype=np.uint8), np.full((20, 30, 3), 250, np.uint8)]
+    for image in images:
+        for sigma in (0.3, 0.57, 1.2, 2.0, 5.0):
+            reference = A.GaussianBlur(blur_limit=0, sigma_limit=(sigma, sigma), p=1.0)(image=image)["image"]
+            kernel = _blur_kernel(sigma)
+            assert np.array_equal(cv2.sepFilter2D(image, -1, kernel, kernel), reference), (image.shape, sigma)
+        for std in (0.01, 0.8, 2.5, 7.3, 50.0):
+            for per_channel in (False, True):
+                seed = int(rng.integers(0, 2**31))
+                noise = A.GaussNoise(std_range=(std / 255, std / 255), mean_range=(0.0, 0.0), per_channel=per_channel, p=1.0)
+                noise.set_random_seed(seed)
+                reference = noise(image=image)["image"]
+                assert np.array_equal(add_noise(image, std, per_channel, seed), reference), (image.shape, std, per_channel)
+
+
 def test_degenerate_landmarks_do_not_crash(faces) -> None:
     image, _ = faces[0]
     collapsed = np.full((478, 3), 100.0, np.float32)

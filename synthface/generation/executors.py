@@ -60,6 +60,11 @@ class Executor(Protocol):
         `inline` runs an item in this process; an executor may use it when workers would not pay."""
         ...
 
+    def start(self, job: WorkerJob, n_items: int) -> None:
+        """Start `job`'s workers ahead of its map_unordered over about `n_items` items, so that their start-up
+        overlaps the caller's own work; an executor may ignore it."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -97,13 +102,39 @@ class LocalExecutor:
 
     def __init__(self, workers: int):
         self.workers = worker_count(workers)
+        self._started: tuple[WorkerJob, Any] | None = None  # a job's pool started ahead by start(), not yet used
+
+    def _pays(self, n_items: int) -> bool:
+        return self.workers > 1 and n_items >= 2 * self.workers  # else a pool's start would cost more than it saves
+
+    def start(self, job: WorkerJob, n_items: int) -> None:
+        """Spawn `job`'s pool now: its workers import and set up (~1 s of CPU each) while this process goes on,
+        instead of at the start of map_unordered(job, ...), which then takes this pool."""
+        if self._started is None and self._pays(n_items):
+            with single_threaded_children():
+                self._started = (job, worker_pool(self.workers, job.setup, job.args))
+
+    def _take_pool(self, job: WorkerJob):
+        """The pool started for `job`, or a new one. A pool started for another job is stopped first: two sets of
+        workers would hold twice the memory (a cold run detects landmarks before it renders)."""
+        started, self._started = self._started, None
+        if started is not None and started[0] == job:
+            return started[1]
+        self._stop(started)
+        with single_threaded_children():
+            return worker_pool(self.workers, job.setup, job.args)
+
+    @staticmethod
+    def _stop(started) -> None:
+        if started is not None:
+            started[1].terminate()
+            started[1].join()
 
     def map_unordered(self, job: WorkerJob, items: Sequence, inline: Callable[[Any], Any] | None = None) -> Iterator[tuple[int, Any]]:
-        if inline is not None and (self.workers <= 1 or len(items) < 2 * self.workers):
-            yield from ((index, inline(item)) for index, item in enumerate(items))  # a pool's start would cost more
+        if inline is not None and not self._pays(len(items)):
+            yield from ((index, inline(item)) for index, item in enumerate(items))
             return
-        with single_threaded_children():
-            pool = worker_pool(self.workers, job.setup, job.args)
+        pool = self._take_pool(job)
         try:
             yield from pool.imap_unordered(guarded(partial(_indexed, job.task)), enumerate(items), chunksize=job.chunksize)
         finally:
@@ -111,7 +142,9 @@ class LocalExecutor:
             pool.join()
 
     def close(self) -> None:
-        pass
+        """Stop a pool started ahead and never used (the run ended early: an error, nothing left to render)."""
+        started, self._started = self._started, None
+        self._stop(started)
 
 
 def import_ray():
@@ -166,6 +199,9 @@ class RayExecutor:
         # Restarts without limit over an actor's life (a long run may see many preemptions); each chunk is
         # retried RAY_RETRIES times, so a chunk that kills its worker every time still ends the run.
         self._actor_class = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=RAY_RETRIES)(_RayWorker)
+
+    def start(self, job: WorkerJob, n_items: int) -> None:
+        """Nothing: actors are created by map_unordered (Ray starts them asynchronously anyway)."""
 
     def map_unordered(self, job: WorkerJob, items: Sequence, inline: Callable[[Any], Any] | None = None) -> Iterator[tuple[int, Any]]:
         ray = self._ray

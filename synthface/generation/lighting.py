@@ -9,8 +9,9 @@ Three steps, so a plan can record what it will do before any pixel is touched:
    comes from its 478 landmarks: their depths are splatted onto a coarse grid and smoothed into a
    height field whose gradient gives a normal per pixel; a Lambert key light plus ambient fill
    shades it, relative to the photo's own lighting (the face's mean brightness is kept, only its
-   distribution changes). Colour temperature is a white-balance cast; blur and sensor noise come
-   from albumentations. JPEG quality is carried in the parameters for the writer.
+   distribution changes). Colour temperature is a white-balance cast; blur and sensor noise are
+   albumentations' GaussianBlur and GaussNoise, made with OpenCV. JPEG quality is carried in the
+   parameters for the writer.
 
 Gains are applied in linear light (a 2.2 power law), so a doubling of light reads as one.
 Everything is deterministic: the same parameters give the same bytes.
@@ -575,15 +576,14 @@ def apply_lighting(image_rgb: np.ndarray, points: np.ndarray, params: LightingPa
         image = cv2.convertScaleAbs(scaled)  # rounds to nearest and saturates to 0..255
 
     if params.blur_sigma > 0:
-        image = _blur_transform(params.blur_sigma)(image=image)["image"]
+        kernel = _blur_kernel(params.blur_sigma)
+        image = cv2.sepFilter2D(image, -1, kernel, kernel)
     small = params.resolution_scale < 1.0
     if small:  # a small face in a wide shot: the sensor sees few pixels, and its noise is that coarse
         low = max(int(round(min(height, width) * params.resolution_scale)), 8)
         image = cv2.resize(image, (max(int(round(width * low / min(height, width))), 8), low), interpolation=cv2.INTER_AREA)
     if params.noise_std > 0:
-        noise = _noise_transform(params.noise_std, params.noise_per_channel)
-        noise.set_random_seed(params.noise_seed)
-        image = noise(image=image)["image"]
+        image = add_noise(image, params.noise_std, params.noise_per_channel, params.noise_seed)
     if small:
         image = cv2.resize(image, (width, height), interpolation=cv2.INTER_CUBIC)
     return image if image is not image_rgb else image_rgb.copy()
@@ -609,18 +609,38 @@ def _paste_face_gain(gain: np.ndarray, grid: np.ndarray, box: tuple[float, float
     gain[top:bottom, left:right] = local[top - oy : bottom - oy, left - ox : right - ox]
 
 
-@lru_cache(maxsize=512)
-def _noise_transform(std: float, per_channel: bool):
-    """albumentations GaussNoise with a fixed std (given in 8-bit levels); seeded per call."""
-    import albumentations as A
-
-    level = std / 255.0
-    return A.GaussNoise(std_range=(level, level), mean_range=(0.0, 0.0), per_channel=per_channel, p=1.0)
+# Blur and noise make the same bytes as albumentations' GaussianBlur and GaussNoise did here before
+# (tests/test_lighting.py compares them), without importing it (~0.6 s and ~40 MB per worker) and,
+# for the noise, at a third of its cost per image (its generic path converts and checks the noise
+# map several times).
 
 
 @lru_cache(maxsize=512)
-def _blur_transform(sigma: float):
-    """albumentations GaussianBlur with a fixed sigma (kernel size derived from it)."""
-    import albumentations as A
+def _blur_kernel(sigma: float) -> np.ndarray:
+    """1-D Gaussian kernel of `sigma`, PIL's size (int(3.5 sigma) each side), as albumentations' GaussianBlur makes it."""
+    size = int(sigma * 3.5) * 2 + 1
+    x = np.arange(-(size // 2), size // 2 + 1)
+    kernel = np.exp(-0.5 * (x / sigma) ** 2)
+    return kernel / kernel.sum()
 
-    return A.GaussianBlur(blur_limit=0, sigma_limit=(sigma, sigma), p=1.0)
+
+def add_noise(image: np.ndarray, std: float, per_channel: bool, seed: int) -> np.ndarray:
+    """Gaussian sensor noise of `std` 8-bit levels drawn from `seed`, the same on R, G and B unless `per_channel`.
+
+    As albumentations' GaussNoise(std_range=(std / 255,) * 2) seeded with `seed`: OpenCV's generator,
+    seeded from numpy's, draws the noise; it is truncated toward zero to whole levels and added."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    cv2.setRNGSeed(int(rng.integers(0, 2**16)))
+    channels = image.shape[2] if per_channel else 1
+    drawn = np.zeros(image.shape if per_channel else image.shape[:2])  # float64: the generator draws doubles
+    cv2.randn(drawn, np.zeros(channels, np.float32), np.full(channels, std / 255.0, np.float32))
+    noise = drawn.astype(np.float32)
+    noise *= 255
+    if not per_channel:
+        noise = cv2.merge([noise] * image.shape[2])
+    if noise.min() >= 0:  # (never at a useful size) albumentations then adds the noise as uint8
+        return cv2.add(image, np.clip(noise, 0, 255).astype(np.uint8))
+    np.trunc(noise, out=noise)
+    return cv2.add(image, noise, dtype=cv2.CV_8U)  # whole numbers: the sum is exact, saturated to 0..255

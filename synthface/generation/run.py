@@ -187,6 +187,10 @@ def _run_stages(scenario: Scenario, options: GenerateOptions, library, executor:
     from synthface.maskfit import MaskLibrary
 
     pack_size = formats.parse_pack_size(options.pack_size)
+    if not (options.dry_run or options.plan_only):
+        # The render workers start now: they import and set up while this process reads the pool and plans.
+        executor.start(render_job(scenario, options.mask_dirs, options.out),
+                       scenario.n_samples // options.shard[1] if options.shard else scenario.n_samples)
     pool_started = time.perf_counter()
     library = library or MaskLibrary.load(options.mask_dirs)
     faces, landmarks, pool_report = build_pool(scenario, scenario.sources, cache, executor, model_path, options.quiet)
@@ -323,33 +327,43 @@ def read_journal(journal: Path, out: Path, packed=None) -> tuple[dict[str, list[
 
 
 # --- render workers (what each worker of the executor runs) ------------------------------
+_setup = None  # (scenario, mask library, output folder) of this worker
 _context = None
 
 
 def _init_worker(scenario_json: str, mask_dirs, out: str) -> None:
-    global _context
+    global _setup, _context
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops the pool
     # albumentations imports torch when it can (for ToTensorV2), which costs ~300 MB of private
     # memory per process; render workers never use torch, so keep it out of them.
     sys.modules.setdefault("torch", None)
     import cv2
 
-    from synthface.generation.render import PoolLandmarks, RenderContext
     from synthface.maskfit import MaskLibrary
 
     cv2.setNumThreads(1)  # one process per core already
-    scenario = Scenario.model_validate_json(scenario_json)
-    landmarks = PoolLandmarks.open(Path(out) / RUN_DIR)
-    # No list of the pool's faces here: each task brings the few it may use (see SamplesWithFaces).
-    _context = RenderContext(scenario, {}, MaskLibrary.load(mask_dirs), landmarks, Path(out))
+    _setup, _context = (Scenario.model_validate_json(scenario_json), MaskLibrary.load(mask_dirs), Path(out)), None
 
 
 def _render(item: tuple[SampleSpec, dict[int, PoolFace]]):
-    from synthface.generation.render import render_sample
+    global _context
+    from synthface.generation.render import PoolLandmarks, RenderContext, render_sample
 
+    if _context is None:  # at the first task: workers may start before the pool's landmarks are saved (render_job)
+        scenario, library, out = _setup
+        # No list of the pool's faces here: each task brings the few it may use (see SamplesWithFaces).
+        _context = RenderContext(scenario, {}, library, PoolLandmarks.open(out / RUN_DIR), out)
     spec, faces = item
     _context.faces = faces  # the faces cached by index in the context are the same faces: indices are the plan's
     return render_sample(_context, spec)
+
+
+def render_job(scenario: Scenario, mask_dirs: tuple[Path, ...], out: Path) -> WorkerJob:
+    """What each render worker runs: the set-up gets what a worker needs to build its own RenderContext (paths
+    absolute, for workers started elsewhere). The pool's landmarks are opened at the first task, so the workers
+    can be started (Executor.start) while the driver still reads the pool and plans."""
+    return WorkerJob(_init_worker, (scenario.model_dump_json(), tuple(Path(d).absolute() for d in mask_dirs),
+                                    str(Path(out).absolute())), _render)
 
 
 class SamplesWithFaces(Sequence):
@@ -379,9 +393,7 @@ def render_all(scenario: Scenario, plan: Plan, library, mask_dirs: tuple[Path, .
     if not todo:
         return rows
     journal.parent.mkdir(parents=True, exist_ok=True)
-    # Workers get what they need to build their own RenderContext; paths absolute, for workers started elsewhere.
-    job = WorkerJob(_init_worker, (scenario.model_dump_json(), tuple(Path(d).absolute() for d in mask_dirs),
-                                   str(Path(out).absolute())), _render)
+    job = render_job(scenario, mask_dirs, out)
     in_process = {}
 
     def inline(item: tuple[SampleSpec, dict[int, PoolFace]]):
