@@ -379,7 +379,7 @@ def test_a_utkface_scan_skips_and_reports_link_loops(tmp_path):
     from synthface.generation.sources.base import SourceSpec
     from synthface.generation.sources.utkface import load_utkface
 
-    root = hostile_pool(tmp_path / "pool", Path(__file__).parent.parent / "synthface" / "sources" / "demo.py")
+    root = hostile_pool(tmp_path / "pool", Path(__file__).parent.parent / "synthface" / "generation" / "sources" / "demo.py")
     scan = load_utkface(SourceSpec(kind="utkface", path=root))
     assert sorted(r.source_id for r in scan.records) == [
         "utkface:35_1_0_20170101000001.jpg", "utkface:50_0_1_20170101000004.png",
