@@ -87,25 +87,41 @@ def _folder_lock(folder: Path) -> Iterator[None]:
         yield
 
 
+def _etag(info: dict) -> str:
+    """An object's ETag in a listing ('' where the store gives none), without the quotes S3 puts round it."""
+    return str(info.get("ETag") or info.get("etag") or "").strip('"')
+
+
 def _stamp(info: dict) -> str:
     """What identifies an object's version in a listing: its size and ETag (or modification time)."""
-    version = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified") or info.get("updated") or ""
+    version = _etag(info) or info.get("mtime") or info.get("LastModified") or info.get("updated") or ""
     return f"{info.get('size')}|{version}"
 
 
-def _listing(fs, root: str, url: str) -> dict[str, dict]:
-    """{relative POSIX path: info} of every object under `root` (one object: {name: info})."""
+@dataclass
+class Listing:
+    """The objects at a URL: {relative POSIX path: info}; `single`: the URL names one object (its
+    name is the key), not a prefix."""
+
+    objects: dict[str, dict]
+    single: bool = False
+
+
+def _listing(fs, root: str, url: str, missing_ok: bool = False) -> Listing:
+    """Every object under `root`; with `missing_ok`, nothing there is an empty listing, not an error."""
     try:
         info = fs.info(root)
     except FileNotFoundError:
+        if missing_ok:
+            return Listing({})
         raise StorageError(f"{url}: no such object or prefix") from None
     except Exception as error:  # noqa: BLE001 - backends raise their own errors (credentials, network, permissions)
         raise StorageError(f"{url}: cannot be read ({type(error).__name__}: {error})") from None
     if info.get("type") != "directory":
-        return {root.rsplit("/", 1)[-1]: info}
+        return Listing({root.rsplit("/", 1)[-1]: info}, single=True)
     found = fs.find(root, detail=True)
-    return {name[len(root) + 1:]: entry for name, entry in sorted(found.items())
-            if entry.get("type") != "directory" and name.startswith(root + "/")}
+    return Listing({name[len(root) + 1:]: entry for name, entry in sorted(found.items())
+                    if entry.get("type") != "directory" and name.startswith(root + "/")})
 
 
 def mirror(url: str, what: str, quiet: bool = False, target: Path | None = None) -> Path:
@@ -118,8 +134,8 @@ def mirror(url: str, what: str, quiet: bool = False, target: Path | None = None)
     if local is not None:
         return local
     fs, root = filesystem(url)
-    objects = _listing(fs, root, url)
-    single = len(objects) == 1 and not fs.isdir(root)
+    listing = _listing(fs, root, url)
+    objects, single = listing.objects, listing.single
     folder = target or cache_folder("mirror", url)
     with _folder_lock(folder):
         manifest_file = folder / MANIFEST
@@ -174,12 +190,7 @@ def remote_names(url: str) -> list[str]:
         raise StorageError(f"{url}: cannot be read ({type(error).__name__}: {error})") from None
     if not bucket_exists:
         raise StorageError(f"{url}: bucket {bucket} does not exist (create it first)")
-    try:
-        return list(_listing(fs, root, url))
-    except StorageError:
-        if not fs.exists(root):
-            return []
-        raise
+    return list(_listing(fs, root, url, missing_ok=True).objects)
 
 
 def _md5(path: Path) -> str:
@@ -194,7 +205,7 @@ def _same_object(path: Path, info: dict | None) -> bool:
     """The object already holds this file's bytes (size and, where the store gives one, an MD5 ETag)."""
     if info is None or info.get("size") != path.stat().st_size:
         return False
-    etag = str(info.get("ETag") or info.get("etag") or "").strip('"')
+    etag = _etag(info)
     return bool(re.fullmatch(r"[0-9a-f]{32}", etag)) and etag == _md5(path)
 
 
@@ -215,7 +226,7 @@ def upload(folder: Path, url: str, *, last: tuple[str, ...] = (), skip: Callable
     folder no longer has them (what an earlier run of the same output wrote); others are left.
     """
     fs, root = filesystem(url)
-    existing = {} if not fs.exists(root) else _listing(fs, root, url)
+    existing = _listing(fs, root, url, missing_ok=True).objects
     names = sorted(str(path.relative_to(folder).as_posix()) for path in folder.rglob("*") if path.is_file())
     names = [name for name in names if not skip(name) and not name.endswith(PART_SUFFIX)]
     ordered = [name for name in names if name not in last] + [name for name in last if name in names]
@@ -239,7 +250,8 @@ def upload(folder: Path, url: str, *, last: tuple[str, ...] = (), skip: Callable
             result.uploaded += len(batch)
             result.bytes += sum((folder / name).stat().st_size for name in batch)
             advance(len(batch))
-    stale = [name for name in existing if name not in set(names) and owned(name)]
+    written = set(names)
+    stale = [name for name in existing if name not in written and owned(name)]
     if stale:
         fs.rm([f"{root}/{name}" for name in stale])
         result.removed = len(stale)

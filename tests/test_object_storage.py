@@ -187,6 +187,19 @@ def test_the_mirror_fetches_only_new_or_changed_objects_and_drops_deleted_ones(s
     assert not (folder / "sub" / "c.jpg").exists()
 
 
+def test_a_fairface_pool_on_s3_takes_its_label_csv_from_the_parent_prefix(s3, bucket, tmp_path, monkeypatch):
+    from synthface.generation.sources.base import load_source, parse_source_arg
+
+    monkeypatch.setenv("SYNTHFACE_CACHE", str(tmp_path / "cache"))
+    for name in ("train/1.jpg", "train/2.jpg"):
+        s3.put_object(Bucket=bucket, Key=f"fairface/images/{name}", Body=b"image bytes (not read by the scan)")
+    s3.put_object(Bucket=bucket, Key="fairface/fairface_label_train.csv",
+                  Body=b"file,age,gender,race\ntrain/1.jpg,30-39,Female,East Asian\ntrain/3.jpg,20-29,Male,White\n")
+    scan = load_source(parse_source_arg(f"fairface:s3://{bucket}/fairface/images"), quiet=True)
+    assert [(r.source_id, r.origin) for r in scan.records] == [("fairface:train/1.jpg", f"s3://{bucket}/fairface/images/train/1.jpg")]
+    assert any(item.path.startswith(f"s3://{bucket}/fairface/fairface_label_train.csv:") for item in scan.skipped), scan.skipped
+
+
 def test_shards_on_s3_merge_into_an_s3_dataset(s3, bucket, scenario_file, local_run, tmp_path):
     for index in (1, 2):
         generate(scenario_file, "--out", f"s3://{bucket}/shards/{index}", "--shard", f"{index}/2", "--staging", tmp_path / f"shard{index}")

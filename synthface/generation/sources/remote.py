@@ -16,7 +16,7 @@ from pathlib import Path
 
 from synthface.generation.sources.base import SourceScan, SourceSpec, load_source
 from synthface.paths import is_url
-from synthface.storage import StorageError, cache_folder, filesystem, mirror
+from synthface.storage import cache_folder, filesystem, mirror
 
 
 def _parent(url: str) -> str:
@@ -42,6 +42,7 @@ def mirror_spec(spec: SourceSpec, quiet: bool = False) -> tuple[SourceSpec, dict
             update["path"], roots[str(folder)] = folder, url
             if spec.kind == "fairface" and spec.labels is None:
                 _mirror_parent_labels(url, folder, base, quiet)
+                roots[str(base)] = _parent(url)  # after the folder's entry: its files match that one first
     if is_url(spec.labels):
         update["labels"] = mirror(str(spec.labels), "FairFace labels", quiet)
         roots[str(update["labels"])] = str(spec.labels)
@@ -54,14 +55,10 @@ def _mirror_parent_labels(url: str, folder: Path, base: Path, quiet: bool) -> No
 
     if any((folder / name).is_file() for name in STANDARD_LABEL_FILES):
         return
-    fs, _ = filesystem(url)
+    fs, parent = filesystem(_parent(url))
     for name in STANDARD_LABEL_FILES:
-        candidate = f"{_parent(url)}/{name}"
-        try:
-            mirror(candidate, "FairFace labels", quiet, target=base)
-        except StorageError:
-            if fs.exists(filesystem(candidate)[1]):
-                raise  # there, but unreadable: say so; a missing one is reported by the FairFace reader
+        if fs.exists(f"{parent}/{name}"):  # a missing one is reported by the FairFace reader
+            mirror(f"{_parent(url)}/{name}", "FairFace labels", quiet, target=base)
 
 
 def _as_url(path: str, roots: dict[str, str]) -> str:
