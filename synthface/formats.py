@@ -558,11 +558,3 @@ def drop_staged(out: Path, name: str) -> None:
     if get_format(name).suffix:
         for folder in (IMAGES_DIR, OCCLUSION_DIR):
             shutil.rmtree(Path(out) / folder, ignore_errors=True)
-
-
-def clear(out: Path) -> None:
-    """Remove every packed data file of `out` (what --overwrite clears besides the folder layout)."""
-    for path in list(Path(out).iterdir()) if Path(out).exists() else ():
-        if DATA_FILE.match(path.name):
-            path.unlink()
-

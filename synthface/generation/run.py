@@ -247,22 +247,25 @@ def _run_stages(scenario: Scenario, options: GenerateOptions, library, executor:
 
 
 def clear_outputs(out: Path) -> None:
-    """Remove what a run or merge writes into `out` (and only that: --overwrite must not delete
-    a user's other files if pointed at the wrong folder). Metadata goes first, so a reader never
-    sees a table that lists deleted images. The lock file stays: this process holds it, and a
-    new file in its place would let a second writer in."""
-    for name in (METADATA_PARQUET, METADATA_CSV, *OUTPUT_FILES):
+    """Remove what a run or merge writes into `out` (written_by_synthface; and only that: --overwrite
+    must not delete a user's other files if pointed at the wrong folder). Metadata goes first, so a
+    reader never sees a table that lists deleted images. The lock file stays: this process holds it,
+    and a new file in its place would let a second writer in."""
+    for name in (METADATA_PARQUET, METADATA_CSV):
         (out / name).unlink(missing_ok=True)
-    for name in (IMAGES_DIR, OCCLUSION_DIR):
-        shutil.rmtree(out / name, ignore_errors=True)
-    for entry in (out / RUN_DIR).iterdir() if (out / RUN_DIR).is_dir() else ():
-        if entry.is_dir():
+    for entry in sorted(out.iterdir()) if out.is_dir() else ():
+        if not written_by_synthface(entry.name):
+            continue
+        if entry.name == RUN_DIR and entry.is_dir():
+            for inner in entry.iterdir():
+                if inner.is_dir():
+                    shutil.rmtree(inner, ignore_errors=True)
+                elif inner.name != LOCK_FILE:
+                    inner.unlink(missing_ok=True)
+        elif entry.is_dir():
             shutil.rmtree(entry, ignore_errors=True)
-        elif entry.name != LOCK_FILE:
+        else:
             entry.unlink(missing_ok=True)
-    from synthface.formats import clear
-
-    clear(out)
 
 
 def has_outputs(out: Path) -> bool:
