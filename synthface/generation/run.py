@@ -437,8 +437,8 @@ def merge_shards(shard_dirs: Sequence[Path | str], out: Path | str, overwrite: b
 
     url, target = staged_location(out)
     for location in shard_dirs:
-        if storage.local_path(location) is not None:
-            check_not_being_written(storage.local_path(location), RUN_DIR, "shard")
+        if (local := storage.local_path(location)) is not None:
+            check_not_being_written(local, RUN_DIR, "shard")
     shards = [storage.mirror(str(location), f"shard {location}", quiet) for location in shard_dirs]
     with output_lock(target, RUN_DIR, "merge"):
         if url is not None and storage.remote_names(url) and not overwrite:
